@@ -1,0 +1,61 @@
+"""What the compiled extension was built with (stamped by setup.py) and whether it fits the
+running torch and GPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+_BUILD_INFO_PATH = Path(__file__).with_name("_build_info.json")
+
+
+def build_info() -> dict:
+    """The torch and CUDA versions the extension was built against, its GPU architectures (SASS
+    and PTX), compiler, flags and source revision. Empty-ish when the extension was never built."""
+    try:
+        return json.loads(_BUILD_INFO_PATH.read_text())
+    except (OSError, ValueError):
+        return {"cuda_built": False, "cuda_reason": "the extension was not built",
+                "cuda_archs_sass": [], "cuda_archs_ptx": []}
+
+
+def _torch_release(version: str) -> str:
+    return version.split("+")[0]
+
+
+def torch_mismatch(info: dict | None = None) -> str | None:
+    """A message naming both versions when the extension was built against another torch."""
+    info = build_info() if info is None else info
+    built = info.get("torch")
+    if built and built != _torch_release(torch.__version__):
+        return (f"fusedattn's extension was built against torch {built} but torch "
+                f"{_torch_release(torch.__version__)} is running; rebuild it with "
+                f"`pip install --no-build-isolation -e .` (or install a wheel built for this torch)")
+    return None
+
+
+def _arch(code: str) -> tuple[int, int]:
+    major, minor = code.replace("+PTX", "").split(".")
+    return int(major), int(minor.rstrip("af"))
+
+
+def cuda_arch_unsupported(capability: tuple[int, int], sass: list[str], ptx: list[str]) -> str | None:
+    """Why kernels built for these archs cannot run on a GPU of this compute capability, or None.
+
+    A cubin for sm_XY runs on GPUs of the same major version with minor >= Y, except the
+    arch-specific sm_XYa/f variants, which run only on XY; PTX for compute_XY is JIT-compiled by
+    the driver for any GPU of capability >= XY."""
+    for code in sass:
+        major, minor = _arch(code)
+        specific = code.rstrip("+PTX")[-1:] in ("a", "f")
+        if (major, minor) == tuple(capability) or (
+                not specific and major == capability[0] and minor <= capability[1]):
+            return None
+    if any(_arch(code) <= tuple(capability) for code in ptx):
+        return None
+    return (f"the CUDA kernels were built for {';'.join(sass) or 'no'} SASS and "
+            f"{';'.join(ptx) or 'no'} PTX, none of which runs on this GPU "
+            f"(sm_{capability[0]}{capability[1]}); rebuild with FUSEDATTN_CUDA_ARCHS="
+            f"\"{capability[0]}.{capability[1]}\"")

@@ -1,0 +1,108 @@
+"""The public entry point and the one dispatcher that picks a backend for it."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, NamedTuple, Optional
+
+import torch
+
+from ._validation import validate_inputs
+
+
+class AttentionPoolOutput(NamedTuple):
+    """pooled (B, K, C) in the features' dtype; importance (B, K) and diversity (B,) in float32
+    (float64 for float64 inputs); diversity is None when compute_diversity=False."""
+    pooled: torch.Tensor
+    importance: torch.Tensor
+    diversity: Optional[torch.Tensor]
+
+
+class BackendUnavailableError(RuntimeError):
+    """An explicitly requested backend cannot run these inputs (not built, no GPU, wrong
+    device or dtype); the message says which."""
+
+
+class _Backend(NamedTuple):
+    module: str                 # the module implementing it, imported on first use
+    reason: str                 # its function returning why it cannot run, or None
+    run: str = "attention_pool"
+
+
+_BACKENDS = {
+    "cuda": _Backend("fusedattn._extension", "cuda_unavailable_reason"),
+    "triton": _Backend("fusedattn.triton", "unavailable_reason"),
+    "cpu": _Backend("fusedattn._extension", "cpu_unavailable_reason"),
+    "reference": _Backend("fusedattn.reference", "unavailable_reason"),
+}
+# Fastest first, per device type. On CPU tensors Triton runs only in its (slow) interpreter.
+_ORDER = {"cuda": ("cuda", "triton", "reference"), "cpu": ("cpu", "reference", "triton")}
+BACKENDS = tuple(_BACKENDS)
+
+
+def _function(name: str, attr: str) -> Callable:
+    spec = _BACKENDS[name]
+    try:
+        module = importlib.import_module(spec.module)
+    except ImportError as exc:
+        if attr != spec.reason:
+            raise
+        why = f"{spec.module} cannot be imported ({exc})"
+        return lambda device, dtype=None: why
+    return getattr(module, attr)
+
+
+def _unavailable_reason(name: str, device: torch.device, dtype=None) -> Optional[str]:
+    if device.type not in _ORDER:
+        return f"no backend supports {device.type} tensors except 'reference'" \
+            if name != "reference" else None
+    return _function(name, _BACKENDS[name].reason)(device, dtype)
+
+
+def backend_status(device="cpu") -> dict:
+    """{backend: None if it can run tensors on `device`, else why not}, fastest first."""
+    device = torch.device(device)
+    order = _ORDER.get(device.type, ("reference",))
+    return {name: _unavailable_reason(name, device) for name in order}
+
+
+def available_backends(device="cpu") -> list:
+    """The backends that can run tensors on `device`, fastest first: a subset of
+    ["cuda", "triton", "cpu", "reference"]."""
+    return [name for name, why in backend_status(device).items() if why is None]
+
+
+def _select(backend: str, device: torch.device, dtype: torch.dtype) -> str:
+    if backend == "auto":
+        for name in _ORDER.get(device.type, ("reference",)):
+            if _unavailable_reason(name, device, dtype) is None:
+                return name
+        return "reference"
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be 'auto' or one of {list(_BACKENDS)}, got {backend!r}")
+    why = _unavailable_reason(backend, device, dtype)
+    if why is not None:
+        raise BackendUnavailableError(f"fusedattn backend {backend!r} cannot run these inputs: {why}")
+    return backend
+
+
+def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: str = "sum",
+                   compute_diversity: bool = True, backend: str = "auto") -> AttentionPoolOutput:
+    """Recalibrated attention pooling with the weighted diversity loss (SPEC.md; Hörmann et al.,
+    "Attention-based Partial Face Recognition", ICIP 2021).
+
+    features: (B, C, H, W) or (B, C, N), any strides (channels_last needs no copy).
+    attn_logits: (B, K, H, W) or (B, K, N), the raw attention maps; same dtype and device.
+    pool: "sum" (the paper) or "mean" (divided by the number of pixels).
+    compute_diversity: False skips the diversity term (inference); diversity is then None.
+    backend: "auto" (the fastest that can run the inputs), "cuda", "triton", "cpu" or
+        "reference".
+
+    Returns AttentionPoolOutput(pooled (B, K, C), importance (B, K), diversity (B,) or None);
+    the loss term of the paper is diversity itself (1 - sum_n max_k s_k p_kn).
+    """
+    f3, a3 = validate_inputs(features, attn_logits, pool, compute_diversity)
+    name = _select(backend, f3.device, f3.dtype)
+    pooled, importance, diversity = _function(name, _BACKENDS[name].run)(
+        f3, a3, pool, compute_diversity)
+    return AttentionPoolOutput(pooled, importance, diversity)

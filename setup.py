@@ -1,0 +1,174 @@
+"""Build of fusedattn's compiled extension, fusedattn._C.
+
+Install with `pip install --no-build-isolation -e .` (this file imports the torch it builds against).
+
+Knobs (environment variables):
+  FUSEDATTN_SKIP_CUDA_BUILD=1   build the CPU-only extension even where nvcc is found
+  FORCE_CUDA=1                  build the CUDA kernels even with no GPU present (needs nvcc)
+  FUSEDATTN_CUDA_ARCHS          GPU architectures, e.g. "8.0;9.0" or "9.0+PTX"; overrides
+                                TORCH_CUDA_ARCH_LIST; default DEFAULT_CUDA_ARCHS below
+  MAX_JOBS, NVCC_THREADS        parallel compile jobs and nvcc threads per job; when unset, capped
+                                by cores and free memory so a build never exhausts RAM
+  CUDA_HOME                     the CUDA toolkit (on the dev machine: /usr/local/cuda-13.0)
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+import torch
+from torch.utils import cpp_extension
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CUDA_ARCHS = "8.0;8.6;8.9;9.0+PTX"
+# Peak resident memory of one nvcc thread on these kernels, with margin (measured peak ~0.5 GB).
+NVCC_GB_PER_THREAD = 1.5
+CXX_GB_PER_JOB = 1.0
+
+
+def env_flag(name):
+    return os.environ.get(name, "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def available_memory_gb():
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return 8.0
+
+
+def want_cuda():
+    if env_flag("FUSEDATTN_SKIP_CUDA_BUILD"):
+        return False, "FUSEDATTN_SKIP_CUDA_BUILD=1"
+    if torch.version.cuda is None:
+        if env_flag("FORCE_CUDA"):
+            sys.exit("fusedattn: FORCE_CUDA=1 but this torch has no CUDA support")
+        return False, "this torch build has no CUDA"
+    if cpp_extension.CUDA_HOME is None:
+        if env_flag("FORCE_CUDA"):
+            sys.exit("fusedattn: FORCE_CUDA=1 but no CUDA toolkit found (set CUDA_HOME)")
+        return False, "no CUDA toolkit found (set CUDA_HOME)"
+    return True, "nvcc found at " + cpp_extension.CUDA_HOME
+
+
+def cuda_archs():
+    archs = os.environ.get("FUSEDATTN_CUDA_ARCHS") or os.environ.get("TORCH_CUDA_ARCH_LIST")
+    archs = (archs or DEFAULT_CUDA_ARCHS).replace(",", ";").replace(" ", ";")
+    # torch's build reads this variable: without it, it would target every arch of its own build.
+    os.environ["TORCH_CUDA_ARCH_LIST"] = archs
+    return [a for a in archs.split(";") if a]
+
+
+def parallelism(use_cuda, n_archs):
+    """MAX_JOBS and NVCC_THREADS: the user's values, else capped by cores and free memory."""
+    cores = os.cpu_count() or 1
+    mem = available_memory_gb()
+    threads = int(os.environ.get("NVCC_THREADS") or max(1, min(n_archs, 4, cores)))
+    per_job = NVCC_GB_PER_THREAD * threads if use_cuda else CXX_GB_PER_JOB
+    jobs = int(os.environ.get("MAX_JOBS") or max(1, min(cores, int(mem // per_job))))
+    os.environ["MAX_JOBS"] = str(jobs)
+    return jobs, threads
+
+
+def git_revision():
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def compiler_version(cmd):
+    try:
+        out = subprocess.run([cmd, "--version"], capture_output=True, text=True, check=True).stdout
+        return out.strip().splitlines()[-1 if "nvcc" in cmd else 0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        return "unknown"
+
+
+def get_extension():
+    if not shutil.which("ninja"):
+        sys.exit("fusedattn: the build needs ninja (pip install ninja)")
+    use_cuda, why = want_cuda()
+    archs = cuda_archs() if use_cuda else []
+    jobs, nvcc_threads = parallelism(use_cuda, len(archs))
+    debug = env_flag("DEBUG")
+    opt = ["-O0", "-g"] if debug else ["-O3"]
+    # The extension uses only torch/library.h and a bare Python module: the limited API suffices.
+    cxx = opt + ["-fopenmp"]
+    sources = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("*.cpp"))
+    sources += sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc" / "cpu").glob("*.cpp"))
+    kwargs = {}
+    if use_cuda:
+        cxx.append("-DFUSEDATTN_WITH_CUDA")
+        cuda_dir = ROOT / "csrc" / "cuda"
+        sources += sorted(str(p.relative_to(ROOT)) for p in cuda_dir.glob("*.cpp"))
+        sources += sorted(str(p.relative_to(ROOT)) for p in cuda_dir.glob("*.cu"))
+        nvcc = opt + ["-lineinfo", f"--threads={nvcc_threads}",
+                      "--expt-relaxed-constexpr", "-Xptxas=-warn-spills"]
+        kwargs["extra_compile_args"] = {"cxx": cxx, "nvcc": nvcc}
+        ext_cls = cpp_extension.CUDAExtension
+    else:
+        kwargs["extra_compile_args"] = {"cxx": cxx}
+        ext_cls = cpp_extension.CppExtension
+    print(f"fusedattn: CUDA {'on' if use_cuda else 'off'} ({why}); archs {archs or '-'}; "
+          f"MAX_JOBS={jobs} NVCC_THREADS={nvcc_threads}", flush=True)
+    write_build_info(use_cuda, why, archs, kwargs["extra_compile_args"])
+    return ext_cls("fusedattn._C", sources, extra_link_args=["-fopenmp"], py_limited_api=True,
+                   **kwargs)
+
+
+def write_build_info(use_cuda, why, archs, flags):
+    """Stamp what this build contains into the package: fusedattn.build_info() reads it."""
+    sass = sorted({a.replace("+PTX", "") for a in archs})
+    ptx = sorted(a.replace("+PTX", "") for a in archs if a.endswith("+PTX"))
+    info = {
+        "version": VERSION,
+        "torch": torch.__version__.split("+")[0],
+        "torch_full": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cuda_built": use_cuda,
+        "cuda_reason": why,
+        "cuda_home": cpp_extension.CUDA_HOME if use_cuda else None,
+        "nvcc": compiler_version(os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc"))
+        if use_cuda else None,
+        "cuda_archs_sass": sass,
+        "cuda_archs_ptx": ptx,
+        "cxx": compiler_version(os.environ.get("CXX", "c++")),
+        "flags": flags,
+        "python_limited_api": "cp39",
+        "git_revision": git_revision(),
+    }
+    (ROOT / "fusedattn" / "_build_info.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+VERSION = "0.1.0"
+
+setup(
+    name="fusedattn",
+    version=VERSION,
+    description="Fused CUDA/Triton/CPU kernels for recalibrated attention pooling "
+                "with a weighted diversity loss",
+    long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["fusedattn", "fusedattn.*"]),
+    package_data={"fusedattn": ["_build_info.json"]},
+    python_requires=">=3.9",
+    install_requires=["torch>=2.6"],
+    extras_require={"models": ["torchvision"], "bench": ["pytest-benchmark", "matplotlib", "tqdm"]},
+    ext_modules=[get_extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+    options={"bdist_wheel": {"py_limited_api": "cp39"}},
+)
