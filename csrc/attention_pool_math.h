@@ -7,16 +7,49 @@
 #include <math.h>
 #include <stdint.h>
 
+// A translation unit may predefine FUSEDATTN_HD (the per-ISA CPU kernels use `static inline`, so
+// that code compiled with different target flags is never merged by the linker).
+#ifndef FUSEDATTN_HD
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define FUSEDATTN_HD __host__ __device__ __forceinline__
 #else
 #define FUSEDATTN_HD inline
 #endif
+#endif
 
 namespace fusedattn {
 namespace math {
 
+#if defined(__CUDA_ARCH__)
 FUSEDATTN_HD float exp_(float x) { return expf(x); }
+#else
+// expf on the CPU as branch-free arithmetic, so that loops of it vectorize (a call to libm's
+// expf does not): x = n ln2 + r with |r| <= ln2/2, exp(r) by the Cephes degree-6 polynomial,
+// 2^n as two exact powers of two (each a normal float, so results down to the subnormals are
+// right). Within 2 ulp of expf; 0 below -104, inf above ln(FLT_MAX), NaN kept. (The rounding
+// constant needs IEEE evaluation order; this code is never built with -ffast-math.)
+FUSEDATTN_HD float exp_(float x) {
+  // Clamped with selects, not fminf/fmaxf (which become libm calls under IEEE semantics).
+  const float lo = x < -104.0f ? -104.0f : x;
+  const float xc = lo > 88.7228391f ? 88.7228391f : lo;
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln2)
+  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t ni = static_cast<int32_t>(n);
+  const int32_t half = ni >> 1;  // floor(n / 2)
+  union { uint32_t u; float f; } s1, s2;
+  s1.u = static_cast<uint32_t>(half + 127) << 23;
+  s2.u = static_cast<uint32_t>(ni - half + 127) << 23;
+  const float y = (p * s1.f) * s2.f;
+  return x != x ? x : (x < -104.0f ? 0.0f : (x > 88.7228391f ? INFINITY : y));
+}
+#endif
 FUSEDATTN_HD double exp_(double x) { return exp(x); }
 FUSEDATTN_HD float log_(float x) { return logf(x); }
 FUSEDATTN_HD double log_(double x) { return log(x); }

@@ -72,18 +72,28 @@ def available_backends(device="cpu") -> list:
     return [name for name, why in backend_status(device).items() if why is None]
 
 
+# Implementations already selected once: a plain dict that torch.compile reads without tracing
+# the imports and device queries of the selection itself.
+_RUNNERS: dict = {}
+
+
+@torch.compiler.assume_constant_result
 def _select(backend: str, device: torch.device, dtype: torch.dtype) -> str:
+    """The backend that runs (device, dtype) inputs; its implementation is put in _RUNNERS."""
     if backend == "auto":
-        for name in _ORDER.get(device.type, ("reference",)):
-            if _unavailable_reason(name, device, dtype) is None:
-                return name
-        return "reference"
-    if backend not in _BACKENDS:
+        name = next((n for n in _ORDER.get(device.type, ("reference",))
+                     if _unavailable_reason(n, device, dtype) is None), "reference")
+    elif backend not in _BACKENDS:
         raise ValueError(f"backend must be 'auto' or one of {list(_BACKENDS)}, got {backend!r}")
-    why = _unavailable_reason(backend, device, dtype)
-    if why is not None:
-        raise BackendUnavailableError(f"fusedattn backend {backend!r} cannot run these inputs: {why}")
-    return backend
+    else:
+        why = _unavailable_reason(backend, device, dtype)
+        if why is not None:
+            raise BackendUnavailableError(
+                f"fusedattn backend {backend!r} cannot run these inputs: {why}")
+        name = backend
+    if name not in _RUNNERS:
+        _RUNNERS[name] = _function(name, _BACKENDS[name].run)
+    return name
 
 
 def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: str = "sum",
@@ -103,6 +113,5 @@ def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: s
     """
     f3, a3 = validate_inputs(features, attn_logits, pool, compute_diversity)
     name = _select(backend, f3.device, f3.dtype)
-    pooled, importance, diversity = _function(name, _BACKENDS[name].run)(
-        f3, a3, pool, compute_diversity)
+    pooled, importance, diversity = _RUNNERS[name](f3, a3, pool, compute_diversity)
     return AttentionPoolOutput(pooled, importance, diversity)

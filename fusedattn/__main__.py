@@ -1,0 +1,221 @@
+"""`python -m fusedattn`: the environment, a correctness self-check of every backend against the
+reference, and a benchmark table against eager PyTorch, torch.compile and the byte floor.
+
+    python -m fusedattn                  # all three, for the GPU if there is one, else the CPU
+    python -m fusedattn env              # versions, build contents, backends and why not
+    python -m fusedattn check            # every available backend against the reference
+    python -m fusedattn bench --json r.json --plot r.png --shapes spec --dtype bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from . import _build, benchmarking as bm, testing
+from ._dispatch import available_backends, backend_status
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+          "float64": torch.float64}
+CHECK_CASES = [(2, 17, 7, 9, 5), (1, 8, 1, 1, 1), (3, 24, 20, 20, 8)]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cmd_env(args) -> int:
+    env = bm.environment(args.device)
+    info = _build.build_info()
+    print("== environment")
+    for k, v in env.items():
+        print(f"  {k:14s} {v}")
+    print("== build (fusedattn.build_info())")
+    for k in ("version", "torch", "torch_cuda", "cuda_built", "cuda_reason", "cuda_archs_sass",
+              "cuda_archs_ptx", "nvcc", "cxx", "git_revision"):
+        print(f"  {k:16s} {info.get(k)}")
+    mismatch = _build.torch_mismatch(info)
+    print(f"  {'torch matches':16s} {'no: ' + mismatch if mismatch else 'yes'}")
+    if env.get("gpu_arch") and info.get("cuda_built"):
+        why = _build.cuda_arch_unsupported(torch.cuda.get_device_capability(args.device),
+                                           info["cuda_archs_sass"], info["cuda_archs_ptx"])
+        print(f"  {'GPU arch':16s} {env['gpu_arch']}: {'supported' if why is None else why}")
+    for device in dict.fromkeys(["cpu", str(args.device)]):
+        print(f"== backends for {device} tensors (fastest first)")
+        for name, why in backend_status(device).items():
+            print(f"  {name:10s} {'available' if why is None else 'unavailable: ' + why}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    """Each available backend against the float64 reference, forward and backward."""
+    print(f"== correctness self-check on {args.device} (against the float64 reference)")
+    failures = 0
+    dtypes = [torch.float32, torch.bfloat16] + ([torch.float64] if args.device.type == "cpu" else [])
+    for backend in available_backends(args.device):
+        for dtype in dtypes:
+            why = None
+            try:
+                for case in CHECK_CASES:
+                    for layout in ("contiguous", "channels_last"):
+                        f, a = testing.make_inputs(*case, dtype=dtype, layout=layout,
+                                                   device=args.device)
+                        testing.check_against_reference(backend, f, a)
+            except Exception as exc:  # noqa: BLE001 -- reported, and the exit status says so
+                why = f"{type(exc).__name__}: {exc}"
+                failures += 1
+            status = "ok" if why is None else "FAILED " + why
+            print(f"  {backend:10s} {str(dtype).replace('torch.', ''):9s} {status}")
+    return 1 if failures else 0
+
+
+def _progress(items, desc):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def _shapes(spec: str, device: torch.device):
+    if spec == "default":
+        spec = "spec" if device.type == "cuda" else "cpu"
+    if spec == "spec":
+        return bm.SPEC_SHAPES
+    if spec == "cpu":
+        return bm.CPU_SHAPES
+    return tuple(bm.Shape.parse(s) for s in spec.split(";"))
+
+
+def format_table(results) -> str:
+    head = ("| shape B,C,HxW,K | mode | impl | p50 us | p20-p80 us | TB/s | % of copy | x floor "
+            "| vs eager | vs compile |")
+    lines = [head, "|" + "---|" * 10]
+    for r in results:
+        sp = lambda x: f"{x:.2f}x" if x is not None else "-"  # noqa: E731
+        lines.append(f"| {r.shape} | {r.mode} | {r.impl} | {r.p50_us:.1f} | "
+                     f"{r.p20_us:.1f}-{r.p80_us:.1f} | {r.tbps:.3f} | {r.pct_of_copy:.1f} | "
+                     f"{r.ratio_to_floor:.2f} | {sp(r.speedup_vs_eager)} | "
+                     f"{sp(r.speedup_vs_compile)} |")
+    return "\n".join(lines)
+
+
+def cmd_bench(args) -> int:
+    device = args.device
+    dtype = DTYPES[args.dtype]
+    shapes = _shapes(args.shapes, device)
+    impls = args.impls.split(",") if args.impls else bm.implementations(device)
+    modes = args.modes.split(",")
+    print(f"== benchmark on {device}, {args.dtype}, {args.layout}: {', '.join(impls)}")
+    if device.type != "cuda":
+        print("   (CPU-sized shapes; GPU numbers need a GPU: see README, Performance)")
+    copy_bps = bm.copy_bandwidth(device)
+    print(f"   measured copy bandwidth (read + write): {copy_bps / 1e12:.3f} TB/s")
+    jobs = [(s, m, i) for s in shapes for m in modes for i in impls]
+    results = []
+    for shape, mode, impl in _progress(jobs, "benchmark"):
+        try:
+            results.append(bm.measure(impl, shape, dtype, device, mode, args.layout, copy_bps,
+                                      args.min_time))
+        except Exception as exc:  # noqa: BLE001 -- one failing impl must not hide the others
+            print(f"   {impl} on {shape.label} {mode}: FAILED {type(exc).__name__}: {exc}")
+    bm.add_speedups(results)
+    print(format_table(results))
+    if args.json:
+        payload = {"environment": bm.environment(device), "build": _build.build_info(),
+                   "copy_bandwidth_bytes_per_s": copy_bps, "command": " ".join(sys.argv),
+                   "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                   "results": [r.to_dict() for r in results]}
+        with open(args.json, "w") as fh:
+            json.dump(payload, fh, indent=1)
+        print(f"   wrote {args.json}")
+    if args.plot:
+        plot(results, copy_bps, args.plot, f"{bm.environment(device).get('gpu', 'CPU')}, {args.dtype}")
+        print(f"   wrote {args.plot}")
+    return 0
+
+
+def plot(results, copy_bps, path, title) -> None:
+    """Time per implementation per shape (forward+backward, or the first mode), and achieved
+    bandwidth against the measured copy ceiling."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = list(dict.fromkeys(r.mode for r in results))
+    mode = "forward+backward" if "forward+backward" in modes else modes[0]
+    rows = [r for r in results if r.mode == mode]
+    shapes = list(dict.fromkeys(r.shape for r in rows))
+    impls = list(dict.fromkeys(r.impl for r in rows))
+    fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(14, 5))
+    width = 0.8 / max(len(impls), 1)
+    for j, impl in enumerate(impls):
+        xs, ts, bw = [], [], []
+        for i, shape in enumerate(shapes):
+            r = next((r for r in rows if r.shape == shape and r.impl == impl), None)
+            if r is not None:
+                xs.append(i + j * width)
+                ts.append(r.p50_us)
+                bw.append(r.tbps)
+        ax_t.bar(xs, ts, width, label=impl)
+        ax_b.bar(xs, bw, width, label=impl)
+    for ax in (ax_t, ax_b):
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))])
+        ax.set_xticklabels(shapes, rotation=20, fontsize=8)
+        ax.set_xlabel("shape B,C,HxW,K")
+    ax_t.set_yscale("log")
+    ax_t.set_ylabel(f"{mode} time, median (us, log)")
+    ax_b.axhline(copy_bps / 1e12, color="k", linestyle="--", label="device copy")
+    ax_b.set_ylabel("effective bandwidth: floor bytes / time (TB/s)")
+    ax_t.legend(fontsize=8)
+    ax_b.legend(fontsize=8)
+    fig.suptitle(f"fusedattn {mode}: {title}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fusedattn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if present)")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("env", help="versions, build contents, backends and why not")
+    sub.add_parser("check", help="every available backend against the reference")
+    bench_parsers = [parser, sub.add_parser("bench", help="the benchmark table")]
+    for p in bench_parsers:
+        p.add_argument("--shapes", default="default",
+                       help="'spec' (SPEC.md's six), 'cpu', or 'B,C,HxW,K;...' "
+                            "(default: spec on a GPU, cpu on the CPU)")
+        p.add_argument("--dtype", default=None, choices=list(DTYPES),
+                       help="default: bfloat16 on a GPU, float32 on the CPU")
+        p.add_argument("--modes", default="forward,forward+backward",
+                       help=f"comma-separated of {', '.join(bm.MODES)}")
+        p.add_argument("--layout", default="contiguous", choices=["contiguous", "channels_last"])
+        p.add_argument("--impls", default=None,
+                       help="comma-separated backends/baselines (default: every available fused "
+                            "backend, eager and torch.compile)")
+        p.add_argument("--min-time", type=float, default=0.2, help="seconds per measurement")
+        p.add_argument("--json", default=None, help="write the results as JSON here")
+        p.add_argument("--plot", default=None, help="write a PNG plot here")
+    args = parser.parse_args(argv)
+    args.device = torch.device(args.device) if args.device else default_device()
+    if getattr(args, "dtype", None) is None:
+        args.dtype = "bfloat16" if args.device.type == "cuda" else "float32"
+    if args.command == "env":
+        return cmd_env(args)
+    if args.command == "check":
+        return cmd_check(args)
+    if args.command == "bench":
+        return cmd_bench(args)
+    status = cmd_env(args)
+    status |= cmd_check(args)
+    status |= cmd_bench(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
