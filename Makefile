@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` (set up, then the main job) and `make test`
+# (set up, then the test suite and a quick run of the benchmark suite). CI runs `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# Any torch >= 2.6 already importable in the venv (or the system site-packages) is kept;
+# otherwise this one is installed (a CUDA 13.0 build of 2.14.1 lies on this machine's disk).
+TORCH_SPEC ?= torch==2.14.1
+DEV_PACKAGES := pytest pytest-benchmark numpy ninja tqdm matplotlib setuptools wheel
+# /usr/local/bin/nvcc on the dev machine is a wrapper from which torch guesses a wrong CUDA_HOME.
+CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda-13.0 /usr/local/cuda))
+# CI compiles the CUDA kernels for Ampere and Hopper (no GPU needed to compile them).
+FUSEDATTN_CUDA_ARCHS ?= 8.0;9.0
+export CUDA_HOME FUSEDATTN_CUDA_ARCHS
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: demo test install bench gpu clean
+
+$(VENV)/.ready:
+	test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
+	$(PY) -c 'import sys, torch; sys.exit(tuple(map(int, torch.__version__.split("+")[0].split(".")[:2])) < (2, 6))' 2>/dev/null \
+		|| $(PIP) install -q "$(TORCH_SPEC)"
+	$(PY) -c 'import pytest, pytest_benchmark, numpy, ninja, tqdm, matplotlib, setuptools, wheel' 2>/dev/null \
+		|| $(PIP) install -q $(DEV_PACKAGES)
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.ready setup.py pyproject.toml $(shell find csrc -type f 2>/dev/null)
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m fusedattn
+
+test: install
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q benchmarks --fa-shapes quick --benchmark-min-rounds=2 \
+		--benchmark-max-time=0.02 --benchmark-warmup=off --benchmark-columns=median,rounds
+
+bench: install
+	$(PY) -m pytest benchmarks --benchmark-only
+
+clean:
+	rm -rf build *.egg-info fusedattn/_C*.so fusedattn/_build_info.json $(VENV)
