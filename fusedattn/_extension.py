@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from ._op_contract import register_attention_pool_op
 from ._build import build_info, cuda_arch_unsupported, torch_mismatch
-from ._validation import accumulate_dtype
 
 try:
     from . import _C  # noqa: F401  -- loading the library registers torch.ops.fusedattn.*
@@ -52,44 +52,5 @@ def attention_pool(features: torch.Tensor, logits: torch.Tensor, pool: str,
     return pooled, importance, diversity if compute_diversity else None
 
 
-def _fwd_fake(features, logits, pool, compute_diversity):
-    B, C, _ = features.shape
-    K = logits.shape[1]
-    acc = accumulate_dtype(features.dtype)
-    return (features.new_empty((B, K, C)), features.new_empty((B, K), dtype=acc),
-            features.new_empty((B if compute_diversity else 0,), dtype=acc),
-            features.new_empty((B, K), dtype=acc))
-
-
-def _bwd_fake(grad_pooled, grad_importance, grad_diversity, features, logits, importance,
-              logsumexp, pool):
-    return torch.empty_like(features), torch.empty_like(logits)
-
-
-def _setup_context(ctx, inputs, output):
-    features, logits, pool, compute_diversity = inputs
-    _, importance, _, logsumexp = output
-    ctx.save_for_backward(features, logits, importance, logsumexp)
-    ctx.pool = pool
-    ctx.compute_diversity = compute_diversity
-
-
-def _backward(ctx, grad_pooled, grad_importance, grad_diversity, _grad_logsumexp):
-    features, logits, importance, logsumexp = ctx.saved_tensors
-    if grad_pooled is None:
-        grad_pooled = features.new_zeros((features.shape[0], logits.shape[1], features.shape[1]))
-    if grad_importance is None:
-        grad_importance = torch.zeros_like(importance)
-    if not ctx.compute_diversity:
-        grad_diversity = None
-    grad_features, grad_logits = torch.ops.fusedattn.attention_pool_bwd(
-        grad_pooled, grad_importance, grad_diversity, features, logits, importance, logsumexp,
-        ctx.pool)
-    return (grad_features if ctx.needs_input_grad[0] else None,
-            grad_logits if ctx.needs_input_grad[1] else None, None, None)
-
-
 if LOAD_ERROR is None:
-    torch.library.register_fake(FWD)(_fwd_fake)
-    torch.library.register_fake(BWD)(_bwd_fake)
-    torch.library.register_autograd(FWD, _backward, setup_context=_setup_context)
+    register_attention_pool_op(FWD, BWD)
