@@ -17,7 +17,6 @@ except ImportError as exc:  # not built, or built against another torch (undefin
     LOAD_ERROR = torch_mismatch() or f"the compiled extension fusedattn._C is not built ({exc})"
 
 FWD = "fusedattn::attention_pool_fwd"
-BWD = "fusedattn::attention_pool_bwd"
 _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
@@ -53,4 +52,5 @@ def attention_pool(features: torch.Tensor, logits: torch.Tensor, pool: str,
 
 
 if LOAD_ERROR is None:
-    register_attention_pool_op(FWD, BWD)
+    register_attention_pool_op(torch.ops.fusedattn.attention_pool_fwd.default,
+                               torch.ops.fusedattn.attention_pool_bwd.default)
