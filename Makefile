@@ -24,6 +24,10 @@ $(VENV)/.ready:
 		|| $(PIP) install -q "$(TORCH_SPEC)"
 	$(PY) -c 'import pytest, pytest_benchmark, numpy, ninja, tqdm, matplotlib, setuptools, wheel' 2>/dev/null \
 		|| $(PIP) install -q $(DEV_PACKAGES)
+	# torchvision (optional: fusedattn.models) only where it matches torch: 0.29.1 is torch 2.14's.
+	$(PY) -c 'import torchvision' 2>/dev/null \
+		|| ! $(PY) -c 'import sys, torch; sys.exit(not torch.__version__.startswith("2.14."))' \
+		|| $(PIP) install -q --no-deps "torchvision==0.29.1"
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.ready setup.py pyproject.toml $(shell find csrc -type f 2>/dev/null)

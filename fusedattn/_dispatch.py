@@ -96,6 +96,23 @@ def _select(backend: str, device: torch.device, dtype: torch.dtype) -> str:
     return name
 
 
+_AUTOCAST_FROM = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _autocast(features, attn_logits):
+    """Under torch.autocast the op runs in the autocast dtype, like a matmul (it is one): both
+    inputs are cast to it, so pooled comes out in it; importance and diversity stay float32.
+    float64 inputs are left alone, as autocast does."""
+    if not (isinstance(features, torch.Tensor) and isinstance(attn_logits, torch.Tensor)):
+        return features, attn_logits
+    device_type = features.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return features, attn_logits
+    dtype = torch.get_autocast_dtype(device_type)
+    cast = lambda t: t.to(dtype) if t.dtype in _AUTOCAST_FROM else t  # noqa: E731
+    return cast(features), cast(attn_logits)
+
+
 def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: str = "sum",
                    compute_diversity: bool = True, backend: str = "auto") -> AttentionPoolOutput:
     """Recalibrated attention pooling with the weighted diversity loss (SPEC.md; Hörmann et al.,
@@ -111,6 +128,7 @@ def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: s
     Returns AttentionPoolOutput(pooled (B, K, C), importance (B, K), diversity (B,) or None);
     the loss term of the paper is diversity itself (1 - sum_n max_k s_k p_kn).
     """
+    features, attn_logits = _autocast(features, attn_logits)
     f3, a3 = validate_inputs(features, attn_logits, pool, compute_diversity)
     name = _select(backend, f3.device, f3.dtype)
     pooled, importance, diversity = _RUNNERS[name](f3, a3, pool, compute_diversity)
