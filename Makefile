@@ -13,7 +13,9 @@ DEV_PACKAGES := pytest pytest-benchmark numpy ninja tqdm matplotlib setuptools w
 CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda-13.0 /usr/local/cuda))
 # CI compiles the CUDA kernels for Ampere and Hopper (no GPU needed to compile them).
 FUSEDATTN_CUDA_ARCHS ?= 8.0;9.0
-export CUDA_HOME FUSEDATTN_CUDA_ARCHS
+# With a CUDA toolkit the build must contain the CUDA kernels (tests/test_cuda.py checks).
+FUSEDATTN_EXPECT_CUDA_BUILD ?= $(if $(CUDA_HOME),1,0)
+export CUDA_HOME FUSEDATTN_CUDA_ARCHS FUSEDATTN_EXPECT_CUDA_BUILD
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: demo test install bench gpu clean

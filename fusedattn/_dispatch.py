@@ -48,15 +48,16 @@ def _function(name: str, attr: str) -> Callable:
         if attr != spec.reason:
             raise
         why = f"{spec.module} cannot be imported ({exc})"
-        return lambda device, dtype=None: why
+        return lambda device, dtype=None, num_maps=None: why
     return getattr(module, attr)
 
 
-def _unavailable_reason(name: str, device: torch.device, dtype=None) -> Optional[str]:
+def _unavailable_reason(name: str, device: torch.device, dtype=None,
+                        num_maps: Optional[int] = None) -> Optional[str]:
     if device.type not in _ORDER:
         return f"no backend supports {device.type} tensors except 'reference'" \
             if name != "reference" else None
-    return _function(name, _BACKENDS[name].reason)(device, dtype)
+    return _function(name, _BACKENDS[name].reason)(device, dtype, num_maps)
 
 
 def backend_status(device="cpu") -> dict:
@@ -78,15 +79,16 @@ _RUNNERS: dict = {}
 
 
 @torch.compiler.assume_constant_result
-def _select(backend: str, device: torch.device, dtype: torch.dtype) -> str:
-    """The backend that runs (device, dtype) inputs; its implementation is put in _RUNNERS."""
+def _select(backend: str, device: torch.device, dtype: torch.dtype, num_maps: int) -> str:
+    """The backend that runs (device, dtype, K maps) inputs; its implementation is put in
+    _RUNNERS."""
     if backend == "auto":
         name = next((n for n in _ORDER.get(device.type, ("reference",))
-                     if _unavailable_reason(n, device, dtype) is None), "reference")
+                     if _unavailable_reason(n, device, dtype, num_maps) is None), "reference")
     elif backend not in _BACKENDS:
         raise ValueError(f"backend must be 'auto' or one of {list(_BACKENDS)}, got {backend!r}")
     else:
-        why = _unavailable_reason(backend, device, dtype)
+        why = _unavailable_reason(backend, device, dtype, num_maps)
         if why is not None:
             raise BackendUnavailableError(
                 f"fusedattn backend {backend!r} cannot run these inputs: {why}")
@@ -130,6 +132,6 @@ def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: s
     """
     features, attn_logits = _autocast(features, attn_logits)
     f3, a3 = validate_inputs(features, attn_logits, pool, compute_diversity)
-    name = _select(backend, f3.device, f3.dtype)
+    name = _select(backend, f3.device, f3.dtype, a3.shape[1])
     pooled, importance, diversity = _RUNNERS[name](f3, a3, pool, compute_diversity)
     return AttentionPoolOutput(pooled, importance, diversity)

@@ -18,9 +18,11 @@ except ImportError as exc:  # not built, or built against another torch (undefin
 
 FWD = "fusedattn::attention_pool_fwd"
 _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+CUDA_MAX_MAPS = 64  # kMaxMaps in csrc/cuda/attention_pool_cuda.h
 
 
-def cpu_unavailable_reason(device: torch.device, dtype: torch.dtype | None = None) -> str | None:
+def cpu_unavailable_reason(device: torch.device, dtype: torch.dtype | None = None,
+                           num_maps: int | None = None) -> str | None:
     if LOAD_ERROR:
         return LOAD_ERROR
     if device.type != "cpu":
@@ -28,7 +30,8 @@ def cpu_unavailable_reason(device: torch.device, dtype: torch.dtype | None = Non
     return None
 
 
-def cuda_unavailable_reason(device: torch.device, dtype: torch.dtype | None = None) -> str | None:
+def cuda_unavailable_reason(device: torch.device, dtype: torch.dtype | None = None,
+                            num_maps: int | None = None) -> str | None:
     if LOAD_ERROR:
         return LOAD_ERROR
     info = build_info()
@@ -40,6 +43,8 @@ def cuda_unavailable_reason(device: torch.device, dtype: torch.dtype | None = No
         return "no CUDA GPU is available"
     if dtype is not None and dtype not in _CUDA_DTYPES:
         return f"the cuda backend supports float16, bfloat16 and float32, got {dtype}"
+    if num_maps is not None and num_maps > CUDA_MAX_MAPS:
+        return f"the cuda backend supports up to {CUDA_MAX_MAPS} attention maps, got K={num_maps}"
     return cuda_arch_unsupported(torch.cuda.get_device_capability(device),
                                  info.get("cuda_archs_sass", []), info.get("cuda_archs_ptx", []))
 

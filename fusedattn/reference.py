@@ -13,7 +13,8 @@ from ._validation import accumulate_dtype
 NAME = "reference"
 
 
-def unavailable_reason(device: torch.device, dtype: torch.dtype | None = None) -> str | None:
+def unavailable_reason(device: torch.device, dtype: torch.dtype | None = None,
+                       num_maps: int | None = None) -> str | None:
     return None  # plain PyTorch runs wherever torch does
 
 

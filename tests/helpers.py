@@ -25,12 +25,13 @@ def device_for(backend: str) -> torch.device:
     return torch.device("cpu")
 
 
-def require_backend(backend: str, dtype: torch.dtype | None = None) -> torch.device:
+def require_backend(backend: str, dtype: torch.dtype | None = None,
+                    num_maps: int | None = None) -> torch.device:
     """The device to test `backend` on; skips (never passes) when it cannot run there."""
     device = device_for(backend)
     why = fusedattn.backend_status(device).get(backend, f"{backend} does not run on {device}")
-    if why is None and dtype is not None:
-        why = fusedattn._dispatch._unavailable_reason(backend, device, dtype)
+    if why is None and (dtype is not None or num_maps is not None):
+        why = fusedattn._dispatch._unavailable_reason(backend, device, dtype, num_maps)
     if why is not None:
         pytest.skip(f"{backend} backend unavailable: {why}")
     return device

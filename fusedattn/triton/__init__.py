@@ -9,7 +9,7 @@ NAME = "triton"
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-def unavailable_reason(device: torch.device, dtype=None):
+def unavailable_reason(device: torch.device, dtype=None, num_maps=None):
     try:
         import triton  # noqa: F401
     except ImportError as exc:
