@@ -26,6 +26,9 @@ from torch.utils import cpp_extension
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CUDA_ARCHS = "8.0;8.6;8.9;9.0+PTX"
+# The extension uses only torch's stable ABI (torch/csrc/stable) as of torch 2.10.
+STABLE_ABI_MIN_TORCH = (2, 10)
+STABLE_ABI_TARGET = "0x020a000000000000"
 # Peak resident memory of one nvcc thread on these kernels, with margin (measured peak ~0.5 GB).
 NVCC_GB_PER_THREAD = 1.5
 CXX_GB_PER_JOB = 1.0
@@ -98,7 +101,24 @@ def compiler_version(cmd):
         return "unknown"
 
 
+def torch_release():
+    return tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+
+
+def local_version(use_cuda):
+    """+cu130torch2.14 (or +cputorch2.14): what the wheel's compiled code was built with."""
+    cuda = "cu" + torch.version.cuda.replace(".", "") if use_cuda else "cpu"
+    return f"{cuda}torch{'.'.join(map(str, torch_release()))}"
+
+
 def get_extension():
+    if torch_release() < STABLE_ABI_MIN_TORCH:
+        print(f"fusedattn: torch {torch.__version__} is older than "
+              f"{'.'.join(map(str, STABLE_ABI_MIN_TORCH))}: building no extension "
+              "(the reference and triton backends still work)", flush=True)
+        write_build_info(False, "torch older than 2.10 (the extension needs its stable ABI)", [],
+                         {}, built=False)
+        return None
     if not shutil.which("ninja"):
         sys.exit("fusedattn: the build needs ninja (pip install ninja)")
     use_cuda, why = want_cuda()
@@ -107,16 +127,18 @@ def get_extension():
     debug = env_flag("DEBUG")
     opt = ["-O0", "-g"] if debug else ["-O3"]
     # The extension uses only torch/library.h and a bare Python module: the limited API suffices.
-    cxx = opt + ["-fopenmp"]
+    # torch's stable ABI, 2.10 subset: one build loads into any torch >= 2.10.
+    stable_abi = [f"-DTORCH_TARGET_VERSION={STABLE_ABI_TARGET}"]
+    cxx = opt + ["-fopenmp"] + stable_abi
     sources = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("*.cpp"))
     sources += sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc" / "cpu").glob("*.cpp"))
     kwargs = {}
     if use_cuda:
-        cxx.append("-DFUSEDATTN_WITH_CUDA")
+        cxx += ["-DFUSEDATTN_WITH_CUDA", "-DUSE_CUDA"]  # USE_CUDA: the CUDA shim declarations
         cuda_dir = ROOT / "csrc" / "cuda"
         sources += sorted(str(p.relative_to(ROOT)) for p in cuda_dir.glob("*.cpp"))
         sources += sorted(str(p.relative_to(ROOT)) for p in cuda_dir.glob("*.cu"))
-        nvcc = opt + ["-lineinfo", f"--threads={nvcc_threads}",
+        nvcc = opt + stable_abi + ["-lineinfo", f"--threads={nvcc_threads}",
                       "--expt-relaxed-constexpr", "-Xptxas=-warn-spills"]
         kwargs["extra_compile_args"] = {"cxx": cxx, "nvcc": nvcc}
         ext_cls = cpp_extension.CUDAExtension
@@ -130,13 +152,15 @@ def get_extension():
                    **kwargs)
 
 
-def write_build_info(use_cuda, why, archs, flags):
+def write_build_info(use_cuda, why, archs, flags, built=True):
     """Stamp what this build contains into the package: fusedattn.build_info() reads it."""
     sass = sorted({a.replace("+PTX", "") for a in archs})
     ptx = sorted(a.replace("+PTX", "") for a in archs if a.endswith("+PTX"))
     info = {
-        "version": VERSION,
+        "version": f"{VERSION}+{local_version(use_cuda)}",
+        "extension_built": built,
         "torch": torch.__version__.split("+")[0],
+        "torch_abi": "stable ABI, torch >= " + ".".join(map(str, STABLE_ABI_MIN_TORCH)),
         "torch_full": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "cuda_built": use_cuda,
@@ -148,27 +172,30 @@ def write_build_info(use_cuda, why, archs, flags):
         "cuda_archs_ptx": ptx,
         "cxx": compiler_version(os.environ.get("CXX", "c++")),
         "flags": flags,
-        "python_limited_api": "cp39",
+        "python_limited_api": "cp310",
         "git_revision": git_revision(),
     }
     (ROOT / "fusedattn" / "_build_info.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 VERSION = "0.1.0"
+EXTENSION = get_extension()
 
 setup(
     name="fusedattn",
-    version=VERSION,
+    version=f"{VERSION}+{local_version(EXTENSION is not None and 'nvcc' in EXTENSION.extra_compile_args)}",
     description="Fused CUDA/Triton/CPU kernels for recalibrated attention pooling "
                 "with a weighted diversity loss",
     long_description=(ROOT / "README.md").read_text() if (ROOT / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["fusedattn", "fusedattn.*"]),
     package_data={"fusedattn": ["_build_info.json"]},
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     install_requires=["torch>=2.6"],
     extras_require={"models": ["torchvision"], "bench": ["pytest-benchmark", "matplotlib", "tqdm"]},
-    ext_modules=[get_extension()],
+    ext_modules=[EXTENSION] if EXTENSION is not None else [],
     cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
-    options={"bdist_wheel": {"py_limited_api": "cp39"}},
+    # The extension uses Python's limited API (torch builds it for 3.10+): one wheel per
+    # platform serves every CPython from 3.10 on.
+    options={"bdist_wheel": {"py_limited_api": "cp310"}} if EXTENSION is not None else {},
 )

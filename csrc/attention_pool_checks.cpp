@@ -1,71 +1,95 @@
 #include "attention_pool.h"
 
-#include <ATen/ATen.h>
+#include <vector>
 
 namespace fusedattn {
 namespace {
 
-bool is_supported_dtype(at::ScalarType t) {
-  return t == at::kHalf || t == at::kBFloat16 || t == at::kFloat || t == at::kDouble;
+using torch::headeronly::toString;
+
+bool is_supported_dtype(ScalarType t) {
+  return t == ScalarType::Half || t == ScalarType::BFloat16 || t == ScalarType::Float ||
+         t == ScalarType::Double;
 }
 
-void check_shape(const at::Tensor& t, const char* name, at::IntArrayRef expected) {
-  TORCH_CHECK_VALUE(t.sizes() == expected, "fusedattn: ", name, " must have shape ", expected,
-                    ", got ", t.sizes());
+std::string device_string(const Tensor& t) {
+  std::ostringstream s;
+  s << (t.is_cpu() ? "cpu" : t.is_cuda() ? "cuda" : "device");
+  if (!t.is_cpu()) s << ":" << static_cast<int>(t.get_device_index());
+  return s.str();
 }
 
-void check_dtype(const at::Tensor& t, const char* name, at::ScalarType expected) {
-  TORCH_CHECK_TYPE(t.scalar_type() == expected, "fusedattn: ", name, " must be ", expected,
-                   ", got ", t.scalar_type());
+void check_shape(const Tensor& t, const char* name, std::vector<int64_t> expected) {
+  bool same = t.dim() == static_cast<int64_t>(expected.size());
+  for (int64_t d = 0; same && d < t.dim(); ++d) same = t.size(d) == expected[d];
+  if (!same) {
+    std::ostringstream e;
+    e << "[";
+    for (size_t d = 0; d < expected.size(); ++d) e << (d ? ", " : "") << expected[d];
+    e << "]";
+    fail(name, " must have shape ", e.str(), ", got ", sizes_string(t));
+  }
 }
 
-void check_device(const at::Tensor& t, const char* name, const at::Tensor& features) {
-  TORCH_CHECK_VALUE(t.device() == features.device(), "fusedattn: ", name,
-                    " must be on the features' device ", features.device(), ", got ", t.device());
+void check_dtype(const Tensor& t, const char* name, ScalarType expected) {
+  FUSEDATTN_CHECK(t.scalar_type() == expected, name, " must be ", toString(expected), ", got ",
+                  toString(t.scalar_type()));
+}
+
+void check_device(const Tensor& t, const char* name, const Tensor& features) {
+  FUSEDATTN_CHECK(t.device() == features.device(), name, " must be on the features' device ",
+                  device_string(features), ", got ", device_string(t));
 }
 
 }  // namespace
 
-at::ScalarType accumulate_dtype(at::ScalarType input_dtype) {
-  return input_dtype == at::kDouble ? at::kDouble : at::kFloat;
+std::string sizes_string(const Tensor& t) {
+  std::ostringstream s;
+  s << "[";
+  for (int64_t d = 0; d < t.dim(); ++d) s << (d ? ", " : "") << t.size(d);
+  s << "]";
+  return s.str();
 }
 
-PoolShape check_forward_args(const at::Tensor& features, const at::Tensor& logits,
-                             c10::string_view pool) {
-  TORCH_CHECK_VALUE(features.dim() == 3, "fusedattn: features must be 3-D (B, C, N), got shape ",
-                    features.sizes());
-  TORCH_CHECK_VALUE(logits.dim() == 3, "fusedattn: attn_logits must be 3-D (B, K, N), got shape ",
-                    logits.sizes());
-  TORCH_CHECK_TYPE(is_supported_dtype(features.scalar_type()),
-                   "fusedattn: features must be float16, bfloat16, float32 or float64, got ",
-                   features.scalar_type());
+ScalarType accumulate_dtype(ScalarType input_dtype) {
+  return input_dtype == ScalarType::Double ? ScalarType::Double : ScalarType::Float;
+}
+
+PoolShape check_forward_args(const Tensor& features, const Tensor& logits,
+                             const std::string& pool) {
+  FUSEDATTN_CHECK(features.dim() == 3, "features must be 3-D (B, C, N), got shape ",
+                  sizes_string(features));
+  FUSEDATTN_CHECK(logits.dim() == 3, "attn_logits must be 3-D (B, K, N), got shape ",
+                  sizes_string(logits));
+  FUSEDATTN_CHECK(is_supported_dtype(features.scalar_type()),
+                  "features must be float16, bfloat16, float32 or float64, got ",
+                  toString(features.scalar_type()));
   check_dtype(logits, "attn_logits", features.scalar_type());
   check_device(logits, "attn_logits", features);
   const int64_t B = features.size(0), C = features.size(1), N = features.size(2);
-  TORCH_CHECK_VALUE(logits.size(0) == B, "fusedattn: batch mismatch: features ",
-                    features.sizes(), " vs attn_logits ", logits.sizes());
-  TORCH_CHECK_VALUE(logits.size(2) == N, "fusedattn: spatial size mismatch: features ",
-                    features.sizes(), " vs attn_logits ", logits.sizes());
-  TORCH_CHECK_VALUE(logits.size(1) > 0, "fusedattn: attn_logits must have K >= 1 maps, got shape ",
-                    logits.sizes());
-  TORCH_CHECK_VALUE(N > 0, "fusedattn: the spatial size must be >= 1, got features ",
-                    features.sizes());
-  TORCH_CHECK_VALUE(pool == "sum" || pool == "mean",
-                    "fusedattn: pool must be 'sum' or 'mean', got '", pool, "'");
+  FUSEDATTN_CHECK(logits.size(0) == B, "batch mismatch: features ", sizes_string(features),
+                  " vs attn_logits ", sizes_string(logits));
+  FUSEDATTN_CHECK(logits.size(2) == N, "spatial size mismatch: features ",
+                  sizes_string(features), " vs attn_logits ", sizes_string(logits));
+  FUSEDATTN_CHECK(logits.size(1) > 0, "attn_logits must have K >= 1 maps, got shape ",
+                  sizes_string(logits));
+  FUSEDATTN_CHECK(N > 0, "the spatial size must be >= 1, got features ", sizes_string(features));
+  FUSEDATTN_CHECK(pool == "sum" || pool == "mean", "pool must be 'sum' or 'mean', got '", pool,
+                  "'");
   return PoolShape{B, C, logits.size(1), N, pool == "mean"};
 }
 
-PoolShape check_backward_args(const at::Tensor& grad_pooled, const at::Tensor& grad_importance,
-                              const std::optional<at::Tensor>& grad_diversity,
-                              const at::Tensor& features, const at::Tensor& logits,
-                              const at::Tensor& importance, const at::Tensor& logsumexp,
-                              c10::string_view pool) {
+PoolShape check_backward_args(const Tensor& grad_pooled, const Tensor& grad_importance,
+                              const std::optional<Tensor>& grad_diversity,
+                              const Tensor& features, const Tensor& logits,
+                              const Tensor& importance, const Tensor& logsumexp,
+                              const std::string& pool) {
   const PoolShape s = check_forward_args(features, logits, pool);
-  const at::ScalarType acc = accumulate_dtype(features.scalar_type());
+  const ScalarType acc = accumulate_dtype(features.scalar_type());
   check_shape(grad_pooled, "grad_pooled", {s.B, s.K, s.C});
   check_dtype(grad_pooled, "grad_pooled", features.scalar_type());
   check_device(grad_pooled, "grad_pooled", features);
-  auto check_statistic = [&](const at::Tensor& t, const char* name) {
+  auto check_statistic = [&](const Tensor& t, const char* name) {
     check_shape(t, name, {s.B, s.K});
     check_dtype(t, name, acc);
     check_device(t, name, features);
@@ -81,16 +105,18 @@ PoolShape check_backward_args(const at::Tensor& grad_pooled, const at::Tensor& g
   return s;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> allocate_forward_outputs(
-    const at::Tensor& features, const PoolShape& s, bool compute_diversity) {
-  const auto acc = features.options().dtype(accumulate_dtype(features.scalar_type()));
-  return {at::empty({s.B, s.K, s.C}, features.options()), at::empty({s.B, s.K}, acc),
-          at::empty({compute_diversity ? s.B : 0}, acc), at::empty({s.B, s.K}, acc)};
+std::tuple<Tensor, Tensor, Tensor, Tensor> allocate_forward_outputs(
+    const Tensor& features, const PoolShape& s, bool compute_diversity) {
+  const ScalarType acc = accumulate_dtype(features.scalar_type());
+  using torch::stable::new_empty;
+  return {new_empty(features, {s.B, s.K, s.C}), new_empty(features, {s.B, s.K}, acc),
+          new_empty(features, {compute_diversity ? s.B : 0}, acc),
+          new_empty(features, {s.B, s.K}, acc)};
 }
 
-std::tuple<at::Tensor, at::Tensor> allocate_backward_outputs(const at::Tensor& features,
-                                                             const at::Tensor& logits) {
-  return {at::empty_like(features), at::empty_like(logits)};
+std::tuple<Tensor, Tensor> allocate_backward_outputs(const Tensor& features,
+                                                     const Tensor& logits) {
+  return {torch::stable::empty_like(features), torch::stable::empty_like(logits)};
 }
 
 }  // namespace fusedattn

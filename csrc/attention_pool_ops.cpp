@@ -1,10 +1,10 @@
-// The op schemas (TORCH_LIBRARY), shared by the CPU and CUDA implementations, and the bare `_C`
-// Python module whose import loads this library. Fake kernels and autograd are registered from
-// Python (fusedattn/_extension.py), as torch.library recommends, so torch.compile sees plain ops.
+// The op schemas, shared by the CPU and CUDA implementations, and the bare `_C` Python module
+// whose import loads this library. Fake kernels and autograd are registered from Python
+// (fusedattn/_op_contract.py), as torch.library recommends, so torch.compile sees plain ops.
 #include <Python.h>
-#include <torch/library.h>
+#include <torch/csrc/stable/library.h>
 
-TORCH_LIBRARY(fusedattn, m) {
+STABLE_TORCH_LIBRARY(fusedattn, m) {
   // features (B, C, N), logits (B, K, N), any strides. Returns pooled (B, K, C) in the features'
   // dtype; importance (B, K), diversity (B,) ((0,) if not computed) and the per-(b, k)
   // log-sum-exp of the logits that the backward needs, in float32 (float64 for float64 inputs).

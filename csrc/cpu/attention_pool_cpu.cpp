@@ -3,12 +3,11 @@
 #include "../attention_pool.h"
 #include "attention_pool_cpu.h"
 
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-#include <torch/library.h>
+#include <torch/csrc/stable/library.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace fusedattn {
 namespace cpu {
@@ -34,12 +33,11 @@ Isa pick_isa() {
     } else if (std::strcmp(forced, "avx512") == 0) {
       want = Isa::Avx512;
     } else {
-      TORCH_CHECK_VALUE(std::strcmp(forced, "default") == 0,
-                        "fusedattn: FUSEDATTN_CPU_ISA must be default, avx2 or avx512, got '",
-                        forced, "'");
+      FUSEDATTN_CHECK(std::strcmp(forced, "default") == 0,
+                      "FUSEDATTN_CPU_ISA must be default, avx2 or avx512, got '", forced, "'");
     }
-    TORCH_CHECK_VALUE(static_cast<int>(want) <= static_cast<int>(best), "fusedattn: FUSEDATTN_CPU_ISA=",
-                      forced, " but this CPU (or build) does not support it");
+    FUSEDATTN_CHECK(static_cast<int>(want) <= static_cast<int>(best), "FUSEDATTN_CPU_ISA=",
+                    forced, " but this CPU (or build) does not support it");
     best = want;
   }
   return best;
@@ -67,31 +65,35 @@ auto backward_kernel(Isa isa) {
   }
 }
 
-// Calls fn.template operator()<kernel storage type>() for the tensor's dtype.
+// Calls fn(value of the kernels' storage type) for the tensor's dtype.
 template <typename Fn>
-void dispatch_dtype(at::ScalarType t, Fn&& fn) {
+void dispatch_dtype(ScalarType t, Fn&& fn) {
   switch (t) {
-    case at::kFloat: fn(float{}); break;
-    case at::kDouble: fn(double{}); break;
-    case at::kHalf: fn(Half{}); break;
-    case at::kBFloat16: fn(BFloat16{}); break;
-    default: TORCH_CHECK_TYPE(false, "fusedattn: unsupported dtype ", t);
+    case ScalarType::Float: fn(float{}); break;
+    case ScalarType::Double: fn(double{}); break;
+    case ScalarType::Half: fn(Half{}); break;
+    case ScalarType::BFloat16: fn(BFloat16{}); break;
+    default: fail("unsupported dtype ", torch::headeronly::toString(t));
   }
+}
+
+size_t accumulate_size(ScalarType t) {
+  return accumulate_dtype(t) == ScalarType::Double ? sizeof(double) : sizeof(float);
 }
 
 // Runs kernel(params, b_begin, b_end, workspace) over the batch, in parallel, with one
 // 64-byte-aligned workspace per chunk of samples.
 template <typename Params, typename Kernel>
 void parallel_over_batch(const Params& params, int64_t B, size_t workspace_bytes, Kernel kernel) {
-  at::parallel_for(0, B, 1, [&](int64_t b_begin, int64_t b_end) {
-    at::Tensor workspace = at::empty({static_cast<int64_t>(workspace_bytes) + 64}, at::kByte);
-    auto addr = reinterpret_cast<uintptr_t>(workspace.data_ptr());
+  torch::stable::parallel_for(0, B, 1, [&](int64_t b_begin, int64_t b_end) {
+    std::unique_ptr<unsigned char[]> workspace(new unsigned char[workspace_bytes + 64]);
+    auto addr = reinterpret_cast<uintptr_t>(workspace.get());
     kernel(params, b_begin, b_end, reinterpret_cast<void*>((addr + 63) & ~uintptr_t(63)));
   });
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> attention_pool_fwd_cpu(
-    const at::Tensor& features, const at::Tensor& logits, c10::string_view pool,
+std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cpu(
+    const Tensor& features, const Tensor& logits, const std::string& pool,
     bool compute_diversity) {
   const PoolShape sh = check_forward_args(features, logits, pool);
   auto [pooled, importance, diversity, logsumexp] =
@@ -109,26 +111,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> attention_pool_fwd_cp
   const Isa isa = pick_isa();
   dispatch_dtype(features.scalar_type(), [&](auto tag) {
     using scalar_t = decltype(tag);
-    const size_t acc = at::elementSize(importance.scalar_type());
+    const size_t acc = accumulate_size(features.scalar_type());
     parallel_over_batch(p, sh.B, forward_workspace_bytes(p, acc), forward_kernel<scalar_t>(isa));
   });
   return {pooled, importance, diversity, logsumexp};
 }
 
-std::tuple<at::Tensor, at::Tensor> attention_pool_bwd_cpu(
-    const at::Tensor& grad_pooled, const at::Tensor& grad_importance,
-    const std::optional<at::Tensor>& grad_diversity, const at::Tensor& features,
-    const at::Tensor& logits, const at::Tensor& importance, const at::Tensor& logsumexp,
-    c10::string_view pool) {
+std::tuple<Tensor, Tensor> attention_pool_bwd_cpu(
+    const Tensor& grad_pooled, const Tensor& grad_importance,
+    const std::optional<Tensor>& grad_diversity, const Tensor& features, const Tensor& logits,
+    const Tensor& importance, const Tensor& logsumexp, const std::string& pool) {
   const PoolShape sh = check_backward_args(grad_pooled, grad_importance, grad_diversity, features,
                                            logits, importance, logsumexp, pool);
   auto [grad_features, grad_logits] = allocate_backward_outputs(features, logits);
   // The small per-sample inputs are made contiguous; the features never are.
-  const at::Tensor gv = grad_pooled.contiguous();
-  const at::Tensor gs = grad_importance.contiguous();
-  const at::Tensor s = importance.contiguous();
-  const at::Tensor lse = logsumexp.contiguous();
-  const at::Tensor gd = grad_diversity.has_value() ? grad_diversity->contiguous() : at::Tensor();
+  using torch::stable::contiguous;
+  const Tensor gv = contiguous(grad_pooled);
+  const Tensor gs = contiguous(grad_importance);
+  const Tensor s = contiguous(importance);
+  const Tensor lse = contiguous(logsumexp);
+  Tensor gd;  // undefined unless the loss used the diversity term
+  if (grad_diversity.has_value()) gd = contiguous(*grad_diversity);
   BackwardParams p{};
   p.grad_pooled = gv.const_data_ptr();
   p.grad_importance = gs.const_data_ptr();
@@ -147,7 +150,7 @@ std::tuple<at::Tensor, at::Tensor> attention_pool_bwd_cpu(
   const Isa isa = pick_isa();
   dispatch_dtype(features.scalar_type(), [&](auto tag) {
     using scalar_t = decltype(tag);
-    const size_t acc = at::elementSize(s.scalar_type());
+    const size_t acc = accumulate_size(features.scalar_type());
     parallel_over_batch(p, sh.B, backward_workspace_bytes(p, acc), backward_kernel<scalar_t>(isa));
   });
   return {grad_features, grad_logits};
@@ -155,9 +158,9 @@ std::tuple<at::Tensor, at::Tensor> attention_pool_bwd_cpu(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fusedattn, CPU, m) {
-  m.impl("attention_pool_fwd", &attention_pool_fwd_cpu);
-  m.impl("attention_pool_bwd", &attention_pool_bwd_cpu);
+STABLE_TORCH_LIBRARY_IMPL(fusedattn, CPU, m) {
+  m.impl("attention_pool_fwd", TORCH_BOX(&attention_pool_fwd_cpu));
+  m.impl("attention_pool_bwd", TORCH_BOX(&attention_pool_bwd_cpu));
 }
 
 }  // namespace cpu

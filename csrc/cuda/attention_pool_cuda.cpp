@@ -1,42 +1,54 @@
-// Host side of the CUDA ops: argument checks and allocation (shared with the CPU ops), the
-// device guard and current stream (so CUDA graphs and torch.compile capture the launches), and
-// the dtype switch. The kernels are in attention_pool_{fwd,bwd}.cu.
+// Host side of the CUDA ops (torch's stable ABI, like the CPU ops): argument checks and
+// allocation (shared with the CPU ops), the device guard and the caller's current stream (so
+// CUDA graphs and torch.compile capture the launches), and the dtype switch. The kernels are in
+// attention_pool_{fwd,bwd}.cu.
 #include "../attention_pool.h"
 #include "attention_pool_cuda.h"
 
-#include <ATen/ATen.h>
-#include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
+#include <torch/csrc/stable/accelerator.h>
+#include <torch/csrc/stable/c/shim.h>
+#include <torch/csrc/stable/library.h>
 
 namespace fusedattn {
 namespace cuda {
 namespace {
 
-DType kernel_dtype(const at::Tensor& t) {
+DType kernel_dtype(const Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kHalf: return DType::Half;
-    case at::kBFloat16: return DType::BFloat16;
-    case at::kFloat: return DType::Float;
+    case ScalarType::Half: return DType::Half;
+    case ScalarType::BFloat16: return DType::BFloat16;
+    case ScalarType::Float: return DType::Float;
     default:
-      TORCH_CHECK_TYPE(false, "fusedattn: the cuda backend supports float16, bfloat16 and "
-                       "float32, got ", t.scalar_type());
+      fail("the cuda backend supports float16, bfloat16 and float32, got ",
+           torch::headeronly::toString(t.scalar_type()));
   }
 }
 
 void check_cuda_shape(const PoolShape& sh) {
-  TORCH_CHECK_VALUE(sh.K <= kMaxMaps, "fusedattn: the cuda backend supports up to ", kMaxMaps,
-                    " attention maps, got K=", sh.K, " (use backend='triton' or 'reference')");
+  FUSEDATTN_CHECK(sh.K <= kMaxMaps, "the cuda backend supports up to ", kMaxMaps,
+                  " attention maps, got K=", sh.K, " (use backend='triton' or 'reference')");
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> attention_pool_fwd_cuda(
-    const at::Tensor& features, const at::Tensor& logits, c10::string_view pool,
+// The caller's current stream on the tensor's device: launches on it are ordered with the
+// rest of the caller's work and captured by CUDA graphs.
+cudaStream_t current_stream(const Tensor& t) {
+  void* stream = nullptr;
+  TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(t.get_device_index(), &stream));
+  return static_cast<cudaStream_t>(stream);
+}
+
+void check_launch() {
+  const cudaError_t err = cudaGetLastError();
+  FUSEDATTN_CHECK(err == cudaSuccess, "CUDA kernel launch failed: ", cudaGetErrorString(err));
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cuda(
+    const Tensor& features, const Tensor& logits, const std::string& pool,
     bool compute_diversity) {
   const PoolShape sh = check_forward_args(features, logits, pool);
   check_cuda_shape(sh);
   const DType dtype = kernel_dtype(features);
-  const c10::cuda::CUDAGuard guard(features.device());
+  const torch::stable::accelerator::DeviceGuard guard(features.get_device_index());
   auto [pooled, importance, diversity, logsumexp] =
       allocate_forward_outputs(features, sh, compute_diversity);
   if (sh.B == 0) return {pooled, importance, diversity, logsumexp};
@@ -51,33 +63,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> attention_pool_fwd_cu
   p.sab = logits.stride(0), p.sak = logits.stride(1), p.san = logits.stride(2);
   p.B = sh.B, p.C = sh.C, p.K = sh.K, p.N = sh.N;
   p.alpha = sh.mean_pool ? 1.f / static_cast<float>(sh.N) : 1.f;
-  p.splits = num_splits(sh.B, sh.C, features.get_device());
-  launch_forward(p, dtype, c10::cuda::getCurrentCUDAStream(features.get_device()).stream());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  p.splits = num_splits(sh.B, sh.C, features.get_device_index());
+  launch_forward(p, dtype, current_stream(features));
+  check_launch();
   return {pooled, importance, diversity, logsumexp};
 }
 
-std::tuple<at::Tensor, at::Tensor> attention_pool_bwd_cuda(
-    const at::Tensor& grad_pooled, const at::Tensor& grad_importance,
-    const std::optional<at::Tensor>& grad_diversity, const at::Tensor& features,
-    const at::Tensor& logits, const at::Tensor& importance, const at::Tensor& logsumexp,
-    c10::string_view pool) {
+std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
+    const Tensor& grad_pooled, const Tensor& grad_importance,
+    const std::optional<Tensor>& grad_diversity, const Tensor& features, const Tensor& logits,
+    const Tensor& importance, const Tensor& logsumexp, const std::string& pool) {
   const PoolShape sh = check_backward_args(grad_pooled, grad_importance, grad_diversity, features,
                                            logits, importance, logsumexp, pool);
   check_cuda_shape(sh);
   const DType dtype = kernel_dtype(features);
-  const c10::cuda::CUDAGuard guard(features.device());
+  const torch::stable::accelerator::DeviceGuard guard(features.get_device_index());
   auto [grad_features, grad_logits] = allocate_backward_outputs(features, logits);
   if (sh.B == 0) return {grad_features, grad_logits};
   // The small per-sample inputs are made contiguous; the features never are.
-  const at::Tensor gv = grad_pooled.contiguous();
-  const at::Tensor gs = grad_importance.contiguous();
-  const at::Tensor s = importance.contiguous();
-  const at::Tensor lse = logsumexp.contiguous();
-  const at::Tensor gd = grad_diversity.has_value() ? grad_diversity->contiguous() : at::Tensor();
-  const int splits = num_splits(sh.B, sh.C, features.get_device());
+  using torch::stable::contiguous;
+  const Tensor gv = contiguous(grad_pooled);
+  const Tensor gs = contiguous(grad_importance);
+  const Tensor s = contiguous(importance);
+  const Tensor lse = contiguous(logsumexp);
+  Tensor gd;  // undefined unless the loss used the diversity term
+  if (grad_diversity.has_value()) gd = contiguous(*grad_diversity);
+  const int splits = num_splits(sh.B, sh.C, features.get_device_index());
   // The only [B, *, K, N] intermediate: each channel split's share of gw, in float32.
-  at::Tensor gw_splits = at::empty({sh.B, splits, sh.K, sh.N}, s.options());
+  Tensor gw_splits = torch::stable::new_empty(s, {sh.B, splits, sh.K, sh.N});
   BackwardParams p{};
   p.grad_pooled = gv.const_data_ptr();
   p.grad_importance = gs.const_data_ptr<float>();
@@ -96,16 +109,16 @@ std::tuple<at::Tensor, at::Tensor> attention_pool_bwd_cuda(
   p.B = sh.B, p.C = sh.C, p.K = sh.K, p.N = sh.N;
   p.alpha = sh.mean_pool ? 1.f / static_cast<float>(sh.N) : 1.f;
   p.splits = splits;
-  launch_backward(p, dtype, c10::cuda::getCurrentCUDAStream(features.get_device()).stream());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  launch_backward(p, dtype, current_stream(features));
+  check_launch();
   return {grad_features, grad_logits};
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fusedattn, CUDA, m) {
-  m.impl("attention_pool_fwd", &attention_pool_fwd_cuda);
-  m.impl("attention_pool_bwd", &attention_pool_bwd_cuda);
+STABLE_TORCH_LIBRARY_IMPL(fusedattn, CUDA, m) {
+  m.impl("attention_pool_fwd", TORCH_BOX(&attention_pool_fwd_cuda));
+  m.impl("attention_pool_bwd", TORCH_BOX(&attention_pool_bwd_cuda));
 }
 
 }  // namespace cuda
