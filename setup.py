@@ -160,7 +160,7 @@ def write_build_info(use_cuda, why, archs, flags, built=True):
         "version": f"{VERSION}+{local_version(use_cuda)}",
         "extension_built": built,
         "torch": torch.__version__.split("+")[0],
-        "torch_abi": "stable ABI, torch >= " + ".".join(map(str, STABLE_ABI_MIN_TORCH)),
+        "torch_min": ".".join(map(str, STABLE_ABI_MIN_TORCH)),  # the stable ABI's floor
         "torch_full": torch.__version__,
         "torch_cuda": torch.version.cuda,
         "cuda_built": use_cuda,

@@ -35,11 +35,15 @@ def cmd_env(args) -> int:
     for k, v in env.items():
         print(f"  {k:14s} {v}")
     print("== build (fusedattn.build_info())")
-    for k in ("version", "torch", "torch_cuda", "cuda_built", "cuda_reason", "cuda_archs_sass",
-              "cuda_archs_ptx", "nvcc", "cxx", "git_revision"):
+    for k in ("version", "torch", "torch_min", "torch_cuda", "cuda_built", "cuda_reason",
+              "cuda_archs_sass", "cuda_archs_ptx", "nvcc", "cxx", "git_revision"):
         print(f"  {k:16s} {info.get(k)}")
     mismatch = _build.torch_mismatch(info)
-    print(f"  {'torch matches':16s} {'no: ' + mismatch if mismatch else 'yes'}")
+    if info.get("torch_min"):
+        print(f"  {'torch matches':16s} " + (f"no: {mismatch}" if mismatch else
+              f"yes (stable ABI: torch >= {info['torch_min']}; running {torch.__version__})"))
+    from . import _extension
+    print(f"  {'extension':16s} {'loaded' if _extension.LOAD_ERROR is None else _extension.LOAD_ERROR}")
     if env.get("gpu_arch") and info.get("cuda_built"):
         why = _build.cuda_arch_unsupported(torch.cuda.get_device_capability(args.device),
                                            info["cuda_archs_sass"], info["cuda_archs_ptx"])

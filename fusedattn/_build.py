@@ -21,19 +21,25 @@ def build_info() -> dict:
                 "cuda_archs_sass": [], "cuda_archs_ptx": []}
 
 
-def _torch_release(version: str) -> str:
-    return version.split("+")[0]
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split("+")[0].split(".")[:2])
 
 
 def torch_mismatch(info: dict | None = None) -> str | None:
-    """A message naming both versions when the extension was built against another torch."""
+    """A message naming both versions when the running torch cannot load the extension. The
+    extension uses torch's stable ABI, so any torch from the build's minimum on loads it (a
+    build against 2.14 runs on 2.10 to 2.14 and later); older ones cannot."""
     info = build_info() if info is None else info
-    built = info.get("torch")
-    if built and built != _torch_release(torch.__version__):
-        return (f"fusedattn's extension was built against torch {built} but torch "
-                f"{_torch_release(torch.__version__)} is running; rebuild it with "
-                f"`pip install --no-build-isolation -e .` (or install a wheel built for this torch)")
+    built, minimum = info.get("torch"), info.get("torch_min")
+    running = torch.__version__.split("+")[0]
+    if built and minimum and _release(running) < _release(minimum):
+        return (f"fusedattn's extension was built against torch {built} with its stable ABI, "
+                f"which needs torch >= {minimum}, but torch {running} is running; upgrade torch "
+                f"or rebuild fusedattn against this torch (`pip install --no-build-isolation .`)")
     return None
+
+
+ARCH_MISMATCH = "the CUDA kernels were built for"  # how cuda_arch_unsupported's answers begin
 
 
 def _arch(code: str) -> tuple[int, int]:
@@ -55,7 +61,7 @@ def cuda_arch_unsupported(capability: tuple[int, int], sass: list[str], ptx: lis
             return None
     if any(_arch(code) <= tuple(capability) for code in ptx):
         return None
-    return (f"the CUDA kernels were built for {';'.join(sass) or 'no'} SASS and "
+    return (f"{ARCH_MISMATCH} {';'.join(sass) or 'no'} SASS and "
             f"{';'.join(ptx) or 'no'} PTX, none of which runs on this GPU "
             f"(sm_{capability[0]}{capability[1]}); rebuild with FUSEDATTN_CUDA_ARCHS="
             f"\"{capability[0]}.{capability[1]}\"")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Callable, NamedTuple, Optional
 
 import torch
 
+from ._build import ARCH_MISMATCH
 from ._validation import validate_inputs
 
 
@@ -73,6 +75,19 @@ def available_backends(device="cpu") -> list:
     return [name for name, why in backend_status(device).items() if why is None]
 
 
+_WARNED_DEVICES: set = set()
+
+
+def _warn_if_gpu_not_covered(name: str, device: torch.device, why: str) -> None:
+    """The compiled CUDA kernels exist but not for this GPU's architecture: "auto" falls back
+    (to Triton where it can run), which is worth saying once, not silently."""
+    if name == "cuda" and why.startswith(ARCH_MISMATCH) and str(device) not in _WARNED_DEVICES:
+        _WARNED_DEVICES.add(str(device))
+        warnings.warn(f"fusedattn: the cuda backend cannot run on {device}: {why}. "
+                      "backend='auto' uses the next available backend.", RuntimeWarning,
+                      stacklevel=4)
+
+
 # Implementations already selected once: a plain dict that torch.compile reads without tracing
 # the imports and device queries of the selection itself.
 _RUNNERS: dict = {}
@@ -83,8 +98,13 @@ def _select(backend: str, device: torch.device, dtype: torch.dtype, num_maps: in
     """The backend that runs (device, dtype, K maps) inputs; its implementation is put in
     _RUNNERS."""
     if backend == "auto":
-        name = next((n for n in _ORDER.get(device.type, ("reference",))
-                     if _unavailable_reason(n, device, dtype, num_maps) is None), "reference")
+        name = "reference"
+        for candidate in _ORDER.get(device.type, ("reference",)):
+            why = _unavailable_reason(candidate, device, dtype, num_maps)
+            if why is None:
+                name = candidate
+                break
+            _warn_if_gpu_not_covered(candidate, device, why)
     elif backend not in _BACKENDS:
         raise ValueError(f"backend must be 'auto' or one of {list(_BACKENDS)}, got {backend!r}")
     else:

@@ -1,5 +1,7 @@
 """What a build contains (build_info), and the runtime checks of it against the GPU and torch."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -37,8 +39,55 @@ def test_cuda_arch_compatibility(capability, sass, ptx, runs):
         assert f"sm_{capability[0]}{capability[1]}" in why and "FUSEDATTN_CUDA_ARCHS" in why
 
 
-def test_torch_version_mismatch_names_both_versions():
-    msg = torch_mismatch({"torch": "2.11.0"})
-    assert msg is None if torch.__version__.startswith("2.11.0") else (
-        "built against torch 2.11.0" in msg and torch.__version__.split("+")[0] in msg)
-    assert torch_mismatch({"torch": torch.__version__.split("+")[0]}) is None
+def test_torch_version_mismatch_names_both_versions(monkeypatch):
+    info = {"torch": "2.14.1", "torch_min": "2.10"}
+    for running in ("2.10.0", "2.11.0+cu130", "2.14.1", "2.15.0"):
+        monkeypatch.setattr(torch, "__version__", running)
+        assert torch_mismatch(info) is None, running  # the stable ABI serves them all
+    monkeypatch.setattr(torch, "__version__", "2.9.1+cu128")
+    msg = torch_mismatch(info)
+    assert "built against torch 2.14.1" in msg and "torch 2.9.1 is running" in msg
+    assert ">= 2.10" in msg
+
+
+@pytest.fixture
+def simulated_gpu(monkeypatch):
+    """A CUDA build for sm_80 and sm_90 on a machine whose GPU is (by default) a Turing, with
+    the Triton backend unable to run either: what auto and backend='cuda' do about it."""
+    from fusedattn import _dispatch, _extension
+
+    if _extension.LOAD_ERROR:
+        pytest.skip(_extension.LOAD_ERROR)
+    info = dict(fusedattn.build_info(), cuda_built=True, cuda_archs_sass=["8.0", "9.0"],
+                cuda_archs_ptx=[])
+    monkeypatch.setattr(_extension, "build_info", lambda: info)
+    monkeypatch.setattr(torch._C, "_dispatch_has_kernel_for_dispatch_key", lambda op, key: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    capability = {"value": (7, 5)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability["value"])
+    monkeypatch.setitem(_dispatch._BACKENDS, "triton", _dispatch._Backend(
+        "fusedattn.reference", "unavailable_reason"))  # stands in for a Triton that can run
+    monkeypatch.setattr(_dispatch, "_WARNED_DEVICES", set())
+    monkeypatch.setattr(_dispatch, "_RUNNERS", {})  # keep the stand-in out of later tests
+    return capability
+
+
+def test_auto_falls_back_with_one_warning_when_the_gpu_arch_is_not_built(simulated_gpu):
+    from fusedattn._dispatch import _select
+
+    device = torch.device("cuda", 0)
+    with pytest.warns(RuntimeWarning, match=r"cuda backend cannot run on cuda:0: .*8\.0;9\.0 SASS.*sm_75"):
+        assert _select("auto", device, torch.bfloat16, 8) == "triton"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per device, not on every call
+        assert _select("auto", device, torch.bfloat16, 8) == "triton"
+    simulated_gpu["value"] = (9, 0)
+    assert _select("auto", device, torch.bfloat16, 8) == "cuda"
+
+
+def test_cuda_backend_names_the_gpu_arch_and_the_built_archs(simulated_gpu):
+    from fusedattn._dispatch import _select
+
+    with pytest.raises(fusedattn.BackendUnavailableError) as info:
+        _select("cuda", torch.device("cuda", 0), torch.bfloat16, 8)
+    assert "sm_75" in str(info.value) and "8.0;9.0" in str(info.value)
