@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 
@@ -131,7 +132,8 @@ def cmd_bench(args) -> int:
     print(format_table(results))
     if args.json:
         payload = {"environment": bm.environment(device), "build": _build.build_info(),
-                   "copy_bandwidth_bytes_per_s": copy_bps, "command": " ".join(sys.argv),
+                   "copy_bandwidth_bytes_per_s": copy_bps,
+                   "command": "python -m fusedattn " + shlex.join(sys.argv[1:]),
                    "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                    "results": [r.to_dict() for r in results]}
         with open(args.json, "w") as fh:
