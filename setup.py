@@ -129,7 +129,9 @@ def get_extension():
     # The extension uses only torch/library.h and a bare Python module: the limited API suffices.
     # torch's stable ABI, 2.10 subset: one build loads into any torch >= 2.10.
     stable_abi = [f"-DTORCH_TARGET_VERSION={STABLE_ABI_TARGET}"]
-    cxx = opt + ["-fopenmp"] + stable_abi
+    # Hidden visibility: the module init is the only symbol to export (and torch's stable types
+    # are hidden, so our host structs holding them must be too).
+    cxx = opt + ["-fopenmp", "-fvisibility=hidden"] + stable_abi
     sources = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("*.cpp"))
     sources += sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc" / "cpu").glob("*.cpp"))
     kwargs = {}

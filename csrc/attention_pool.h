@@ -4,6 +4,8 @@
 // torch from 2.10 on. The op schemas are in attention_pool_ops.cpp.
 #pragma once
 
+#include "attention_pool_params.h"
+
 #include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
 #include <torch/headeronly/core/ScalarType.h>
@@ -64,5 +66,22 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> allocate_forward_outputs(
 // channels_last), uninitialized.
 std::tuple<Tensor, Tensor> allocate_backward_outputs(const Tensor& features,
                                                      const Tensor& logits);
+
+// The kernels' view of a forward call (splits left 0: the CUDA host sets them).
+ForwardParams forward_params(const Tensor& features, const Tensor& logits, const PoolShape& shape,
+                             const Tensor& pooled, const Tensor& importance,
+                             const std::optional<Tensor>& diversity, const Tensor& logsumexp);
+
+// The kernels' view of a backward call. The small per-sample inputs are made contiguous (the
+// features never are); `inputs` keeps those copies alive as long as the params are used.
+struct BackwardInputs {
+  Tensor grad_pooled, grad_importance, grad_diversity, importance, logsumexp;
+};
+BackwardParams backward_params(const Tensor& grad_pooled, const Tensor& grad_importance,
+                               const std::optional<Tensor>& grad_diversity,
+                               const Tensor& features, const Tensor& logits,
+                               const Tensor& importance, const Tensor& logsumexp,
+                               const PoolShape& shape, const Tensor& grad_features,
+                               const Tensor& grad_logits, BackwardInputs& inputs);
 
 }  // namespace fusedattn

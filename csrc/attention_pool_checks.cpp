@@ -119,4 +119,50 @@ std::tuple<Tensor, Tensor> allocate_backward_outputs(const Tensor& features,
   return {torch::stable::empty_like(features), torch::stable::empty_like(logits)};
 }
 
+ForwardParams forward_params(const Tensor& features, const Tensor& logits, const PoolShape& sh,
+                             const Tensor& pooled, const Tensor& importance,
+                             const std::optional<Tensor>& diversity, const Tensor& logsumexp) {
+  ForwardParams p{};
+  p.features = features.const_data_ptr();
+  p.logits = logits.const_data_ptr();
+  p.pooled = pooled.mutable_data_ptr();
+  p.importance = importance.mutable_data_ptr();
+  p.logsumexp = logsumexp.mutable_data_ptr();
+  p.diversity = diversity.has_value() ? diversity->mutable_data_ptr() : nullptr;
+  p.sfb = features.stride(0), p.sfc = features.stride(1), p.sfn = features.stride(2);
+  p.sab = logits.stride(0), p.sak = logits.stride(1), p.san = logits.stride(2);
+  p.B = sh.B, p.C = sh.C, p.K = sh.K, p.N = sh.N, p.mean_pool = sh.mean_pool;
+  return p;
+}
+
+BackwardParams backward_params(const Tensor& grad_pooled, const Tensor& grad_importance,
+                               const std::optional<Tensor>& grad_diversity,
+                               const Tensor& features, const Tensor& logits,
+                               const Tensor& importance, const Tensor& logsumexp,
+                               const PoolShape& sh, const Tensor& grad_features,
+                               const Tensor& grad_logits, BackwardInputs& in) {
+  using torch::stable::contiguous;
+  in.grad_pooled = contiguous(grad_pooled);
+  in.grad_importance = contiguous(grad_importance);
+  in.importance = contiguous(importance);
+  in.logsumexp = contiguous(logsumexp);
+  if (grad_diversity.has_value()) in.grad_diversity = contiguous(*grad_diversity);
+  BackwardParams p{};
+  p.grad_pooled = in.grad_pooled.const_data_ptr();
+  p.grad_importance = in.grad_importance.const_data_ptr();
+  p.grad_diversity = in.grad_diversity.defined() ? in.grad_diversity.const_data_ptr() : nullptr;
+  p.features = features.const_data_ptr();
+  p.logits = logits.const_data_ptr();
+  p.importance = in.importance.const_data_ptr();
+  p.logsumexp = in.logsumexp.const_data_ptr();
+  p.grad_features = grad_features.mutable_data_ptr();
+  p.grad_logits = grad_logits.mutable_data_ptr();
+  p.sfb = features.stride(0), p.sfc = features.stride(1), p.sfn = features.stride(2);
+  p.sab = logits.stride(0), p.sak = logits.stride(1), p.san = logits.stride(2);
+  p.gfb = grad_features.stride(0), p.gfc = grad_features.stride(1), p.gfn = grad_features.stride(2);
+  p.gab = grad_logits.stride(0), p.gak = grad_logits.stride(1), p.gan = grad_logits.stride(2);
+  p.B = sh.B, p.C = sh.C, p.K = sh.K, p.N = sh.N, p.mean_pool = sh.mean_pool;
+  return p;
+}
+
 }  // namespace fusedattn

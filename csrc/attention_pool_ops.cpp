@@ -21,7 +21,8 @@ STABLE_TORCH_LIBRARY(fusedattn, m) {
 
 extern "C" {
 // A module with no functions: importing fusedattn._C runs the static registrations above.
-PyObject* PyInit__C(void) {
+// (The only exported symbol: the library builds with -fvisibility=hidden.)
+PyMODINIT_FUNC PyInit__C(void) {
   static struct PyModuleDef module_def = {
       PyModuleDef_HEAD_INIT, "_C", "fusedattn's compiled ops (see torch.ops.fusedattn)", -1, NULL,
   };

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import fusedattn
+from fusedattn.benchmarking import SPEC_SHAPES as SPEC_BENCHMARK_SHAPES
 from helpers import (ALL_BACKENDS, HAS_GPU, LAYOUTS, TRITON_INTERPRETED, check_against_reference,
                      make_inputs, require_backend, run)
 
@@ -20,14 +21,7 @@ CASES = [
     (1, 24, 56, 56, 3),
 ]
 # SPEC.md's benchmark shapes (GPU only: too large for the CPU suite).
-SPEC_SHAPES = [
-    (1, 1024, 20, 20, 8),
-    (32, 1024, 20, 20, 8),
-    (256, 1024, 20, 20, 8),
-    (256, 1024, 20, 20, 32),
-    (128, 2048, 7, 7, 8),
-    (64, 256, 56, 56, 8),
-]
+SPEC_SHAPES = [(s.B, s.C, s.H, s.W, s.K) for s in SPEC_BENCHMARK_SHAPES]
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 
 
@@ -182,3 +176,18 @@ def test_spec_shapes_on_gpu(backend, case):
     for layout in ("contiguous", "channels_last"):
         f, a = make_inputs(*case, dtype=torch.bfloat16, layout=layout, device=device)
         check_against_reference(backend, f, a)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_GPU, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_int64_offsets_gpu(backend):
+    """More than 2^31 feature elements (4.3 GB in bfloat16): every offset must be int64."""
+    device = require_backend(backend, torch.bfloat16)
+    B, C, N, K = 2, 2**20 + 8, 1024, 4
+    f = torch.randn(B, C, N, device=device, dtype=torch.bfloat16)
+    a = torch.randn(B, K, N, device=device, dtype=torch.bfloat16)
+    out = fusedattn.attention_pool(f, a, backend=backend, compute_diversity=False)
+    tail = fusedattn.attention_pool(f[:, -64:], a, backend="reference", compute_diversity=False)
+    torch.testing.assert_close(out.pooled[:, :, -64:].float(), tail.pooled.float(), atol=0.05,
+                               rtol=0.02)

@@ -43,25 +43,21 @@ Isa pick_isa() {
   return best;
 }
 
+// The forward and backward kernels compiled for an instruction set.
 template <typename scalar_t>
-auto forward_kernel(Isa isa) {
-  switch (isa) {
-#if defined(__x86_64__) || defined(_M_X64)
-    case Isa::Avx512: return &isa_avx512::forward<scalar_t>;
-    case Isa::Avx2: return &isa_avx2::forward<scalar_t>;
-#endif
-    default: return &isa_default::forward<scalar_t>;
-  }
-}
+struct Kernels {
+  void (*forward)(const ForwardParams&, int64_t, int64_t, void*);
+  void (*backward)(const BackwardParams&, int64_t, int64_t, void*);
+};
 
 template <typename scalar_t>
-auto backward_kernel(Isa isa) {
+Kernels<scalar_t> kernels_for(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__) || defined(_M_X64)
-    case Isa::Avx512: return &isa_avx512::backward<scalar_t>;
-    case Isa::Avx2: return &isa_avx2::backward<scalar_t>;
+    case Isa::Avx512: return {&isa_avx512::forward<scalar_t>, &isa_avx512::backward<scalar_t>};
+    case Isa::Avx2: return {&isa_avx2::forward<scalar_t>, &isa_avx2::backward<scalar_t>};
 #endif
-    default: return &isa_default::backward<scalar_t>;
+    default: return {&isa_default::forward<scalar_t>, &isa_default::backward<scalar_t>};
   }
 }
 
@@ -98,21 +94,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cpu(
   const PoolShape sh = check_forward_args(features, logits, pool);
   auto [pooled, importance, diversity, logsumexp] =
       allocate_forward_outputs(features, sh, compute_diversity);
-  ForwardParams p{};
-  p.features = features.const_data_ptr();
-  p.logits = logits.const_data_ptr();
-  p.pooled = pooled.mutable_data_ptr();
-  p.importance = importance.mutable_data_ptr();
-  p.logsumexp = logsumexp.mutable_data_ptr();
-  p.diversity = compute_diversity ? diversity.mutable_data_ptr() : nullptr;
-  p.sfb = features.stride(0), p.sfc = features.stride(1), p.sfn = features.stride(2);
-  p.sab = logits.stride(0), p.sak = logits.stride(1), p.san = logits.stride(2);
-  p.B = sh.B, p.C = sh.C, p.K = sh.K, p.N = sh.N, p.mean_pool = sh.mean_pool;
+  const ForwardParams p = forward_params(
+      features, logits, sh, pooled, importance,
+      compute_diversity ? std::optional<Tensor>(diversity) : std::nullopt, logsumexp);
   const Isa isa = pick_isa();
   dispatch_dtype(features.scalar_type(), [&](auto tag) {
     using scalar_t = decltype(tag);
     const size_t acc = accumulate_size(features.scalar_type());
-    parallel_over_batch(p, sh.B, forward_workspace_bytes(p, acc), forward_kernel<scalar_t>(isa));
+    parallel_over_batch(p, sh.B, forward_workspace_bytes(p, acc), kernels_for<scalar_t>(isa).forward);
   });
   return {pooled, importance, diversity, logsumexp};
 }
@@ -124,34 +113,16 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cpu(
   const PoolShape sh = check_backward_args(grad_pooled, grad_importance, grad_diversity, features,
                                            logits, importance, logsumexp, pool);
   auto [grad_features, grad_logits] = allocate_backward_outputs(features, logits);
-  // The small per-sample inputs are made contiguous; the features never are.
-  using torch::stable::contiguous;
-  const Tensor gv = contiguous(grad_pooled);
-  const Tensor gs = contiguous(grad_importance);
-  const Tensor s = contiguous(importance);
-  const Tensor lse = contiguous(logsumexp);
-  Tensor gd;  // undefined unless the loss used the diversity term
-  if (grad_diversity.has_value()) gd = contiguous(*grad_diversity);
-  BackwardParams p{};
-  p.grad_pooled = gv.const_data_ptr();
-  p.grad_importance = gs.const_data_ptr();
-  p.grad_diversity = gd.defined() ? gd.const_data_ptr() : nullptr;
-  p.features = features.const_data_ptr();
-  p.logits = logits.const_data_ptr();
-  p.importance = s.const_data_ptr();
-  p.logsumexp = lse.const_data_ptr();
-  p.grad_features = grad_features.mutable_data_ptr();
-  p.grad_logits = grad_logits.mutable_data_ptr();
-  p.sfb = features.stride(0), p.sfc = features.stride(1), p.sfn = features.stride(2);
-  p.sab = logits.stride(0), p.sak = logits.stride(1), p.san = logits.stride(2);
-  p.gfb = grad_features.stride(0), p.gfc = grad_features.stride(1), p.gfn = grad_features.stride(2);
-  p.gab = grad_logits.stride(0), p.gak = grad_logits.stride(1), p.gan = grad_logits.stride(2);
-  p.B = sh.B, p.C = sh.C, p.K = sh.K, p.N = sh.N, p.mean_pool = sh.mean_pool;
+  BackwardInputs inputs;
+  const BackwardParams p =
+      backward_params(grad_pooled, grad_importance, grad_diversity, features, logits, importance,
+                      logsumexp, sh, grad_features, grad_logits, inputs);
   const Isa isa = pick_isa();
   dispatch_dtype(features.scalar_type(), [&](auto tag) {
     using scalar_t = decltype(tag);
     const size_t acc = accumulate_size(features.scalar_type());
-    parallel_over_batch(p, sh.B, backward_workspace_bytes(p, acc), backward_kernel<scalar_t>(isa));
+    parallel_over_batch(p, sh.B, backward_workspace_bytes(p, acc),
+                        kernels_for<scalar_t>(isa).backward);
   });
   return {grad_features, grad_logits};
 }

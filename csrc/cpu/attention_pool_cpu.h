@@ -3,6 +3,8 @@
 // with its own target flags) and the host code (attention_pool_cpu.cpp) picks one at run time.
 #pragma once
 
+#include "../attention_pool_params.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,33 +15,6 @@ namespace cpu {
 // library inline code is compiled with per-ISA flags.
 struct Half { uint16_t bits; };
 struct BFloat16 { uint16_t bits; };
-
-struct ForwardParams {
-  const void* features;  // (B, C, N), strides sfb, sfc, sfn
-  const void* logits;    // (B, K, N), strides sab, sak, san
-  void* pooled;          // (B, K, C) contiguous, the features' dtype
-  void* importance;      // (B, K) contiguous, acc_t
-  void* logsumexp;       // (B, K) contiguous, acc_t
-  void* diversity;       // (B,), acc_t; nullptr when not computed
-  int64_t sfb, sfc, sfn, sab, sak, san;
-  int64_t B, C, K, N;
-  bool mean_pool;
-};
-
-struct BackwardParams {
-  const void* grad_pooled;      // (B, K, C) contiguous, the features' dtype
-  const void* grad_importance;  // (B, K) contiguous, acc_t
-  const void* grad_diversity;   // (B,), acc_t; nullptr when the loss did not use it
-  const void* features;         // strides sfb, sfc, sfn
-  const void* logits;           // strides sab, sak, san
-  const void* importance;       // (B, K) contiguous, acc_t
-  const void* logsumexp;        // (B, K) contiguous, acc_t
-  void* grad_features;          // strides gfb, gfc, gfn
-  void* grad_logits;            // strides gab, gak, gan
-  int64_t sfb, sfc, sfn, sab, sak, san, gfb, gfc, gfn, gab, gak, gan;
-  int64_t B, C, K, N;
-  bool mean_pool;
-};
 
 // Per-thread scratch (bytes, 64-byte aligned by the caller) for one sample at a time;
 // acc_size is sizeof(acc_t). The kernels carve it up in the same order.

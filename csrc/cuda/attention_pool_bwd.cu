@@ -29,7 +29,9 @@ __global__ void __launch_bounds__(kThreads) attention_pool_bwd_features_kernel(B
   const T* f = static_cast<const T*>(p.features) + b * p.sfb;
   const T* gv_b = static_cast<const T*>(p.grad_pooled) + b * K * C;
   T* gf = static_cast<T*>(p.grad_features) + b * p.gfb;
-  for (int64_t k = threadIdx.x; k < K; k += kThreads) s[k] = p.importance[b * K + k];
+  const float alpha = fm::pool_scale<float>(p.mean_pool, N);
+  const float* importance = static_cast<const float*>(p.importance);
+  for (int64_t k = threadIdx.x; k < K; k += kThreads) s[k] = importance[b * K + k];
 
   const int64_t n_ctiles = ceil_div(C, kChannelTile);
   const int64_t per_split = ceil_div(n_ctiles, p.splits);
@@ -53,7 +55,7 @@ __global__ void __launch_bounds__(kThreads) attention_pool_bwd_features_kernel(B
       load_tile(f, p.sfc, p.sfn, c0, C, n0, N, tile);
       for (int i = threadIdx.x; i < K * kChannelTile; i += kThreads) {
         const int64_t k = i / kChannelTile, c = c0 + i % kChannelTile;
-        gv[i] = c < C ? p.alpha * to_float(gv_b[k * C + c]) : 0.f;
+        gv[i] = c < C ? alpha * to_float(gv_b[k * C + c]) : 0.f;
       }
       __syncthreads();
       for (int c = 0; c < kChannelTile; ++c) {
@@ -103,14 +105,17 @@ __global__ void __launch_bounds__(kThreads) attention_pool_bwd_logits_kernel(Bac
   const int64_t K = p.K, N = p.N;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const bool has_gd = p.grad_diversity != nullptr;
-  const float gd = has_gd ? p.grad_diversity[b] : 0.f;
+  const float gd = has_gd ? static_cast<const float*>(p.grad_diversity)[b] : 0.f;
+  const float* importance = static_cast<const float*>(p.importance);
+  const float* logsumexp = static_cast<const float*>(p.logsumexp);
+  const float* grad_importance = static_cast<const float*>(p.grad_importance);
   const float inv_n = 1.f / static_cast<float>(N);
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
   T* ga = static_cast<T*>(p.grad_logits) + b * p.gab;
   const float* gw_b = p.gw_splits + b * p.splits * K * N;
   for (int64_t k = threadIdx.x; k < K; k += kThreads) {
-    s[k] = p.importance[b * K + k];
-    lse[k] = p.logsumexp[b * K + k];
+    s[k] = importance[b * K + k];
+    lse[k] = logsumexp[b * K + k];
   }
   __syncthreads();
 
@@ -158,7 +163,7 @@ __global__ void __launch_bounds__(kThreads) attention_pool_bwd_logits_kernel(Bac
   if (threadIdx.x == 0) {  // K <= 64 values: serial, in a fixed order
     float weighted = 0.f;
     for (int64_t k = 0; k < K; ++k) {
-      gg[k] = p.grad_importance[b * K + k] + gw_sig[k] - gd * won[k];  // gs_tot for now
+      gg[k] = grad_importance[b * K + k] + gw_sig[k] - gd * won[k];  // gs_tot for now
       weighted += s[k] * gg[k];
     }
     for (int64_t k = 0; k < K; ++k) {
@@ -185,35 +190,21 @@ __global__ void __launch_bounds__(kThreads) attention_pool_bwd_logits_kernel(Bac
   }
 }
 
-template <typename T, int kMapsPerThread>
-void launch_maps(const BackwardParams& p, cudaStream_t stream) {
-  const size_t smem = sizeof(float) * (kMaxMaps + kMaxMaps * kPixelTile +
-                                       kMaxMaps * kChannelTile + kChannelTile * kTileStride);
-  auto kernel = attention_pool_bwd_features_kernel<T, kMapsPerThread>;
-  // More than the default 48 KB of dynamic shared memory needs an opt-in (per device).
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                       static_cast<int>(smem));
-  const dim3 grid(static_cast<unsigned>(p.B), static_cast<unsigned>(p.splits));
-  kernel<<<grid, kThreads, smem, stream>>>(p);
-  attention_pool_bwd_logits_kernel<T><<<static_cast<unsigned>(p.B), kThreads, 0, stream>>>(p);
-}
-
-template <typename T>
-void launch(const BackwardParams& p, cudaStream_t stream) {
-  if (p.K <= 8) return launch_maps<T, 2>(p, stream);
-  if (p.K <= 16) return launch_maps<T, 4>(p, stream);
-  if (p.K <= 32) return launch_maps<T, 8>(p, stream);
-  return launch_maps<T, 16>(p, stream);
-}
-
 }  // namespace
 
 void launch_backward(const BackwardParams& p, DType dtype, cudaStream_t stream) {
-  switch (dtype) {
-    case DType::Half: return launch<__half>(p, stream);
-    case DType::BFloat16: return launch<__nv_bfloat16>(p, stream);
-    case DType::Float: return launch<float>(p, stream);
-  }
+  const size_t smem = sizeof(float) * (kMaxMaps + kMaxMaps * kPixelTile +
+                                       kMaxMaps * kChannelTile + kChannelTile * kTileStride);
+  const dim3 grid(static_cast<unsigned>(p.B), static_cast<unsigned>(p.splits));
+  dispatch_dtype_and_maps(dtype, p.K, [&](auto type, auto maps) {
+    using T = typename decltype(type)::type;
+    auto features_kernel = attention_pool_bwd_features_kernel<T, decltype(maps)::value>;
+    // More than the default 48 KB of dynamic shared memory needs an opt-in (per device).
+    cudaFuncSetAttribute(features_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(smem));
+    features_kernel<<<grid, kThreads, smem, stream>>>(p);
+    attention_pool_bwd_logits_kernel<T><<<static_cast<unsigned>(p.B), kThreads, 0, stream>>>(p);
+  });
 }
 
 }  // namespace cuda

@@ -52,17 +52,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cuda(
   auto [pooled, importance, diversity, logsumexp] =
       allocate_forward_outputs(features, sh, compute_diversity);
   if (sh.B == 0) return {pooled, importance, diversity, logsumexp};
-  ForwardParams p{};
-  p.features = features.const_data_ptr();
-  p.logits = logits.const_data_ptr();
-  p.pooled = pooled.mutable_data_ptr();
-  p.importance = importance.mutable_data_ptr<float>();
-  p.logsumexp = logsumexp.mutable_data_ptr<float>();
-  p.diversity = compute_diversity ? diversity.mutable_data_ptr<float>() : nullptr;
-  p.sfb = features.stride(0), p.sfc = features.stride(1), p.sfn = features.stride(2);
-  p.sab = logits.stride(0), p.sak = logits.stride(1), p.san = logits.stride(2);
-  p.B = sh.B, p.C = sh.C, p.K = sh.K, p.N = sh.N;
-  p.alpha = sh.mean_pool ? 1.f / static_cast<float>(sh.N) : 1.f;
+  ForwardParams p = forward_params(
+      features, logits, sh, pooled, importance,
+      compute_diversity ? std::optional<Tensor>(diversity) : std::nullopt, logsumexp);
   p.splits = num_splits(sh.B, sh.C, features.get_device_index());
   launch_forward(p, dtype, current_stream(features));
   check_launch();
@@ -80,35 +72,14 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
   const torch::stable::accelerator::DeviceGuard guard(features.get_device_index());
   auto [grad_features, grad_logits] = allocate_backward_outputs(features, logits);
   if (sh.B == 0) return {grad_features, grad_logits};
-  // The small per-sample inputs are made contiguous; the features never are.
-  using torch::stable::contiguous;
-  const Tensor gv = contiguous(grad_pooled);
-  const Tensor gs = contiguous(grad_importance);
-  const Tensor s = contiguous(importance);
-  const Tensor lse = contiguous(logsumexp);
-  Tensor gd;  // undefined unless the loss used the diversity term
-  if (grad_diversity.has_value()) gd = contiguous(*grad_diversity);
-  const int splits = num_splits(sh.B, sh.C, features.get_device_index());
+  BackwardInputs inputs;
+  BackwardParams p =
+      backward_params(grad_pooled, grad_importance, grad_diversity, features, logits, importance,
+                      logsumexp, sh, grad_features, grad_logits, inputs);
+  p.splits = num_splits(sh.B, sh.C, features.get_device_index());
   // The only [B, *, K, N] intermediate: each channel split's share of gw, in float32.
-  Tensor gw_splits = torch::stable::new_empty(s, {sh.B, splits, sh.K, sh.N});
-  BackwardParams p{};
-  p.grad_pooled = gv.const_data_ptr();
-  p.grad_importance = gs.const_data_ptr<float>();
-  p.grad_diversity = gd.defined() ? gd.const_data_ptr<float>() : nullptr;
-  p.features = features.const_data_ptr();
-  p.logits = logits.const_data_ptr();
-  p.importance = s.const_data_ptr<float>();
-  p.logsumexp = lse.const_data_ptr<float>();
-  p.grad_features = grad_features.mutable_data_ptr();
-  p.grad_logits = grad_logits.mutable_data_ptr();
+  Tensor gw_splits = torch::stable::new_empty(inputs.importance, {sh.B, p.splits, sh.K, sh.N});
   p.gw_splits = gw_splits.mutable_data_ptr<float>();
-  p.sfb = features.stride(0), p.sfc = features.stride(1), p.sfn = features.stride(2);
-  p.sab = logits.stride(0), p.sak = logits.stride(1), p.san = logits.stride(2);
-  p.gfb = grad_features.stride(0), p.gfc = grad_features.stride(1), p.gfn = grad_features.stride(2);
-  p.gab = grad_logits.stride(0), p.gak = grad_logits.stride(1), p.gan = grad_logits.stride(2);
-  p.B = sh.B, p.C = sh.C, p.K = sh.K, p.N = sh.N;
-  p.alpha = sh.mean_pool ? 1.f / static_cast<float>(sh.N) : 1.f;
-  p.splits = splits;
   launch_backward(p, dtype, current_stream(features));
   check_launch();
   return {grad_features, grad_logits};

@@ -27,8 +27,8 @@ __global__ void __launch_bounds__(kThreads) attention_pool_fwd_kernel(ForwardPar
 
   if (blockIdx.y == 0) {
     for (int64_t k = threadIdx.x; k < p.K; k += kThreads) {
-      p.importance[b * p.K + k] = s[k];
-      p.logsumexp[b * p.K + k] = lse[k];
+      static_cast<float*>(p.importance)[b * p.K + k] = s[k];
+      static_cast<float*>(p.logsumexp)[b * p.K + k] = lse[k];
     }
     if (p.diversity != nullptr) {  // D = sum_n max_k s[k] p[k, n]
       float partial = 0.f;
@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(kThreads) attention_pool_fwd_kernel(ForwardPar
         partial += best;
       }
       const float D = block_sum(partial, scratch);
-      if (threadIdx.x == 0) p.diversity[b] = 1.f - D;
+      if (threadIdx.x == 0) static_cast<float*>(p.diversity)[b] = 1.f - D;
     }
     return;
   }
@@ -50,6 +50,7 @@ __global__ void __launch_bounds__(kThreads) attention_pool_fwd_kernel(ForwardPar
   const int64_t ct_end = ct_begin + per_split < n_ctiles ? ct_begin + per_split : n_ctiles;
   const T* f = static_cast<const T*>(p.features) + b * p.sfb;
   T* v = static_cast<T*>(p.pooled) + b * p.K * p.C;
+  const float alpha = fm::pool_scale<float>(p.mean_pool, p.N);
   const int c = threadIdx.x % kChannelTile, g = threadIdx.x / kChannelTile;
   for (int64_t ct = ct_begin; ct < ct_end; ++ct) {
     const int64_t c0 = ct * kChannelTile;
@@ -76,26 +77,10 @@ __global__ void __launch_bounds__(kThreads) attention_pool_fwd_kernel(ForwardPar
 #pragma unroll
       for (int i = 0; i < kMapsPerThread; ++i) {
         const int k = g + kMapGroups * i;
-        if (k < p.K) v[k * p.C + c0 + c] = from_float<T>(p.alpha * acc[i]);
+        if (k < p.K) v[k * p.C + c0 + c] = from_float<T>(alpha * acc[i]);
       }
     }
   }
-}
-
-template <typename T, int kMapsPerThread>
-void launch_maps(const ForwardParams& p, cudaStream_t stream) {
-  const size_t smem = sizeof(float) *
-      (2 * kMaxMaps + kWarps + kMaxMaps * kPixelTile + kChannelTile * kTileStride);
-  const dim3 grid(static_cast<unsigned>(p.B), static_cast<unsigned>(1 + p.splits));
-  attention_pool_fwd_kernel<T, kMapsPerThread><<<grid, kThreads, smem, stream>>>(p);
-}
-
-template <typename T>
-void launch(const ForwardParams& p, cudaStream_t stream) {
-  if (p.K <= 8) return launch_maps<T, 2>(p, stream);
-  if (p.K <= 16) return launch_maps<T, 4>(p, stream);
-  if (p.K <= 32) return launch_maps<T, 8>(p, stream);
-  return launch_maps<T, 16>(p, stream);
 }
 
 }  // namespace
@@ -111,11 +96,13 @@ int num_splits(int64_t B, int64_t C, int device) {
 }
 
 void launch_forward(const ForwardParams& p, DType dtype, cudaStream_t stream) {
-  switch (dtype) {
-    case DType::Half: return launch<__half>(p, stream);
-    case DType::BFloat16: return launch<__nv_bfloat16>(p, stream);
-    case DType::Float: return launch<float>(p, stream);
-  }
+  const size_t smem = sizeof(float) *
+      (2 * kMaxMaps + kWarps + kMaxMaps * kPixelTile + kChannelTile * kTileStride);
+  const dim3 grid(static_cast<unsigned>(p.B), static_cast<unsigned>(1 + p.splits));
+  dispatch_dtype_and_maps(dtype, p.K, [&](auto type, auto maps) {
+    using T = typename decltype(type)::type;
+    attention_pool_fwd_kernel<T, decltype(maps)::value><<<grid, kThreads, smem, stream>>>(p);
+  });
 }
 
 }  // namespace cuda

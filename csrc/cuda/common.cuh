@@ -6,6 +6,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include "../attention_pool_math.h"
 #include "attention_pool_cuda.h"
 
@@ -159,6 +161,25 @@ __device__ __forceinline__ void load_weights(const T* a, int64_t sak, int64_t sa
 }
 
 __host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+template <typename T> struct TypeTag { using type = T; };
+
+// Calls fn(TypeTag<T>{}, std::integral_constant<int, M>{}) for the storage type of `dtype` and
+// the number M of map accumulators per thread that covers K <= 4 * M maps.
+template <typename Fn>
+void dispatch_dtype_and_maps(DType dtype, int64_t K, Fn&& fn) {
+  auto with_maps = [&](auto type) {
+    if (K <= 8) return fn(type, std::integral_constant<int, 2>{});
+    if (K <= 16) return fn(type, std::integral_constant<int, 4>{});
+    if (K <= 32) return fn(type, std::integral_constant<int, 8>{});
+    return fn(type, std::integral_constant<int, 16>{});
+  };
+  switch (dtype) {
+    case DType::Half: return with_maps(TypeTag<__half>{});
+    case DType::BFloat16: return with_maps(TypeTag<__nv_bfloat16>{});
+    case DType::Float: return with_maps(TypeTag<float>{});
+  }
+}
 
 }  // namespace cuda
 }  // namespace fusedattn

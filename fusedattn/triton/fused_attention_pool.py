@@ -190,6 +190,15 @@ def _winners(a, mask, s, lse, k, KP: tl.constexpr):
 
 
 @triton.jit
+def _sum_splits(gw_b, k, n, mask, K, N, n_splits, KP: tl.constexpr, BNS: tl.constexpr):
+    """gw[k, n] of one sample: the channel splits' shares, summed in a fixed order."""
+    gw = tl.zeros([KP, BNS], tl.float32)
+    for i in range(0, n_splits):
+        gw += tl.load(gw_b + i * K * N + k[:, None] * N + n[None, :], mask=mask, other=0.0)
+    return gw
+
+
+@triton.jit
 def _attention_pool_bwd_logits_kernel(
     a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, ga_ptr,
     K, N, n_splits,
@@ -216,9 +225,7 @@ def _attention_pool_bwd_logits_kernel(
     for n0 in range(0, N, BNS):
         n = n0 + tl.arange(0, BNS)
         a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-        gw = tl.zeros([KP, BNS], tl.float32)
-        for i in range(0, n_splits):
-            gw += tl.load(gw_b + i * K * N + k[:, None] * N + n[None, :], mask=mask, other=0.0)
+        gw = _sum_splits(gw_b, k, n, mask, K, N, n_splits, KP, BNS)
         gw_dot_sig += tl.sum(tl.where(mask, gw * _sigmoid(a), 0.0), axis=1)
         if HAS_GD:
             p, winner = _winners(a, mask, s, lse, k, KP)
@@ -230,9 +237,7 @@ def _attention_pool_bwd_logits_kernel(
     for n0 in range(0, N, BNS):
         n = n0 + tl.arange(0, BNS)
         a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-        gw = tl.zeros([KP, BNS], tl.float32)
-        for i in range(0, n_splits):
-            gw += tl.load(gw_b + i * K * N + k[:, None] * N + n[None, :], mask=mask, other=0.0)
+        gw = _sum_splits(gw_b, k, n, mask, K, N, n_splits, KP, BNS)
         sig = _sigmoid(a)
         ga = (s[:, None] * gw + gg[:, None] / N) * sig * (1.0 - sig)
         if HAS_GD:
