@@ -18,7 +18,7 @@ import time
 import torch
 
 from . import _build, benchmarking as bm, testing
-from ._dispatch import available_backends, backend_status
+from ._dispatch import _unavailable_reason, available_backends, backend_status
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
           "float64": torch.float64}
@@ -63,6 +63,11 @@ def cmd_check(args) -> int:
     dtypes = [torch.float32, torch.bfloat16] + ([torch.float64] if args.device.type == "cpu" else [])
     for backend in available_backends(args.device):
         for dtype in dtypes:
+            name = str(dtype).replace("torch.", "")
+            skip = _unavailable_reason(backend, args.device, dtype)
+            if skip is not None:
+                print(f"  {backend:10s} {name:9s} not supported: {skip}")
+                continue
             why = None
             try:
                 for case in CHECK_CASES:
@@ -74,7 +79,7 @@ def cmd_check(args) -> int:
                 why = f"{type(exc).__name__}: {exc}"
                 failures += 1
             status = "ok" if why is None else "FAILED " + why
-            print(f"  {backend:10s} {str(dtype).replace('torch.', ''):9s} {status}")
+            print(f"  {backend:10s} {name:9s} {status}")
     return 1 if failures else 0
 
 
@@ -133,7 +138,7 @@ def cmd_bench(args) -> int:
     if args.json:
         payload = {"environment": bm.environment(device), "build": _build.build_info(),
                    "copy_bandwidth_bytes_per_s": copy_bps,
-                   "command": "python -m fusedattn " + shlex.join(sys.argv[1:]),
+                   "command": "python -m fusedattn " + shlex.join(args.argv),
                    "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                    "results": [r.to_dict() for r in results]}
         with open(args.json, "w") as fh:
@@ -208,6 +213,7 @@ def main(argv=None) -> int:
         p.add_argument("--json", default=None, help="write the results as JSON here")
         p.add_argument("--plot", default=None, help="write a PNG plot here")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.device = torch.device(args.device) if args.device else default_device()
     if getattr(args, "dtype", None) is None:
         args.dtype = "bfloat16" if args.device.type == "cuda" else "float32"

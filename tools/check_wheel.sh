@@ -40,9 +40,13 @@ echo "SASS: $sass(expected $want_sass)  PTX: ${ptx:-none} (expected ${want_ptx:-
 
 echo "== a fresh venv beside the existing torch"
 "$PY" -m venv "$WORK/venv"
-SITE=$("$PY" -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))')
+# torch and its dependencies from the build environment's site-packages (the venv's and, for a
+# --system-site-packages venv, the base interpreter's); fusedattn only from the wheel. A path
+# added by a .pth line is searched after the venv's own site-packages, and the .pth files in it
+# (such as an editable install's finder) are not run.
 VSITE=$("$WORK/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-echo "$SITE" > "$VSITE/torch_beside.pth"  # torch (and its deps) from .venv, fusedattn from the wheel
+"$PY" -c 'import sys; print("\n".join(p for p in sys.path if p.endswith("-packages")))' \
+  > "$VSITE/torch_beside.pth"
 "$WORK/venv/bin/python" -m pip install -q --no-deps "$WHEEL"
 (cd "$WORK" && "$WORK/venv/bin/python" - "$ARCHS" <<'PYEOF'
 import sys
