@@ -116,8 +116,8 @@ def get_extension():
         print(f"fusedattn: torch {torch.__version__} is older than "
               f"{'.'.join(map(str, STABLE_ABI_MIN_TORCH))}: building no extension "
               "(the reference and triton backends still work)", flush=True)
-        write_build_info(False, "torch older than 2.10 (the extension needs its stable ABI)", [],
-                         {}, built=False)
+        BUILD_INFO.update(build_info(False, "torch older than 2.10 (the extension needs its "
+                                     "stable ABI)", [], {}, built=False))
         return None
     if not shutil.which("ninja"):
         sys.exit("fusedattn: the build needs ninja (pip install ninja)")
@@ -149,13 +149,13 @@ def get_extension():
         ext_cls = cpp_extension.CppExtension
     print(f"fusedattn: CUDA {'on' if use_cuda else 'off'} ({why}); archs {archs or '-'}; "
           f"MAX_JOBS={jobs} NVCC_THREADS={nvcc_threads}", flush=True)
-    write_build_info(use_cuda, why, archs, kwargs["extra_compile_args"])
+    BUILD_INFO.update(build_info(use_cuda, why, archs, kwargs["extra_compile_args"]))
     return ext_cls("fusedattn._C", sources, extra_link_args=["-fopenmp"], py_limited_api=True,
                    **kwargs)
 
 
-def write_build_info(use_cuda, why, archs, flags, built=True):
-    """Stamp what this build contains into the package: fusedattn.build_info() reads it."""
+def build_info(use_cuda, why, archs, flags, built=True):
+    """What this build contains; fusedattn.build_info() reads it back."""
     sass = sorted({a.replace("+PTX", "") for a in archs})
     ptx = sorted(a.replace("+PTX", "") for a in archs if a.endswith("+PTX"))
     info = {
@@ -177,7 +177,23 @@ def write_build_info(use_cuda, why, archs, flags, built=True):
         "python_limited_api": "cp310",
         "git_revision": git_revision(),
     }
-    (ROOT / "fusedattn" / "_build_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+
+BUILD_INFO = {}
+
+
+class BuildExtensionWithInfo(cpp_extension.BuildExtension):
+    """build_ext that also stamps BUILD_INFO into the package it builds: beside the sources
+    for in-place (editable) builds, into the build tree for wheels. Only a real build writes
+    it, so `setup.py sdist` and metadata queries leave an existing stamp alone."""
+
+    def run(self):
+        super().run()
+        package = ROOT / "fusedattn" if self.inplace else Path(self.build_lib) / "fusedattn"
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "_build_info.json").write_text(json.dumps(BUILD_INFO, indent=2) + "\n")
 
 
 VERSION = "0.1.0"
@@ -196,7 +212,7 @@ setup(
     install_requires=["torch>=2.6"],
     extras_require={"models": ["torchvision"], "bench": ["pytest-benchmark", "matplotlib", "tqdm"]},
     ext_modules=[EXTENSION] if EXTENSION is not None else [],
-    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": BuildExtensionWithInfo.with_options(use_ninja=True)},
     # The extension uses Python's limited API (torch builds it for 3.10+): one wheel per
     # platform serves every CPython from 3.10 on.
     options={"bdist_wheel": {"py_limited_api": "cp310"}} if EXTENSION is not None else {},
