@@ -27,8 +27,8 @@ FUSEDATTN_HD float exp_(float x) { return expf(x); }
 // expf does not): x = n ln2 + r with |r| <= ln2/2, exp(r) by the Cephes degree-6 polynomial,
 // 2^n as two exact powers of two (each a normal float, so results down to the subnormals are
 // right). Within 1 ulp of expf (tests/cpp/math_header_check.cpp sweeps every float); 0 below
-// -104, inf above ln(FLT_MAX), NaN kept. (The rounding
-// constant needs IEEE evaluation order; this code is never built with -ffast-math.)
+// -104, inf above ln(FLT_MAX), NaN kept. (The rounding constant needs IEEE evaluation order;
+// this code is never built with -ffast-math.)
 FUSEDATTN_HD float exp_(float x) {
   // Clamped with selects, not fminf/fmaxf (which become libm calls under IEEE semantics).
   const float lo = x < -104.0f ? -104.0f : x;
