@@ -210,9 +210,10 @@ int64_t pixel_block(int64_t K, int64_t N) {
   return nb < N ? nb : N;
 }
 
-// channels_last features: unit channel stride, so rows of C channels per pixel are contiguous.
-inline bool rows_are_channels(int64_t stride_c, int64_t stride_n) {
-  return stride_c == 1 && stride_n != 1;
+// channels_last features (unit channel stride), or a single pixel: rows of C channels per
+// pixel are contiguous.
+inline bool rows_are_channels(int64_t stride_c, int64_t stride_n, int64_t N) {
+  return stride_c == 1 && (stride_n != 1 || N == 1);
 }
 
 // One map's statistics from its logits x[0:n]: sig = sigmoid(x), returns the global average of
@@ -271,7 +272,7 @@ template <typename scalar_t>
 void forward(const ForwardParams& p, int64_t b_begin, int64_t b_end, void* workspace) {
   using acc_t = typename Acc<scalar_t>::type;
   const int64_t C = p.C, K = p.K, N = p.N;
-  const bool channel_rows = rows_are_channels(p.sfc, p.sfn);
+  const bool channel_rows = rows_are_channels(p.sfc, p.sfn, p.N);
   const acc_t alpha = fm::pool_scale<acc_t>(p.mean_pool, N);
   const scalar_t* f = static_cast<const scalar_t*>(p.features);
   const scalar_t* a = static_cast<const scalar_t*>(p.logits);
@@ -332,7 +333,7 @@ template <typename scalar_t>
 void backward(const BackwardParams& p, int64_t b_begin, int64_t b_end, void* workspace) {
   using acc_t = typename Acc<scalar_t>::type;
   const int64_t C = p.C, K = p.K, N = p.N;
-  const bool channel_rows = rows_are_channels(p.sfc, p.sfn);
+  const bool channel_rows = rows_are_channels(p.sfc, p.sfn, p.N);
   const acc_t alpha = fm::pool_scale<acc_t>(p.mean_pool, N);
   const acc_t inv_n = acc_t(1) / acc_t(N);
   const bool has_gd = p.grad_diversity != nullptr;

@@ -27,6 +27,8 @@ DType kernel_dtype(const Tensor& t) {
 void check_cuda_shape(const PoolShape& sh) {
   FUSEDATTN_CHECK(sh.K <= kMaxMaps, "the cuda backend supports up to ", kMaxMaps,
                   " attention maps, got K=", sh.K, " (use backend='triton' or 'reference')");
+  FUSEDATTN_CHECK(sh.B <= INT32_MAX, "the cuda backend supports up to 2^31 - 1 samples, got B=",
+                  sh.B);
 }
 
 // The caller's current stream on the tensor's device: launches on it are ordered with the
@@ -37,9 +39,22 @@ cudaStream_t current_stream(const Tensor& t) {
   return static_cast<cudaStream_t>(stream);
 }
 
+// Launch errors are sticky until read: drain any left by earlier, unrelated work before
+// launching, so that the check after the launch reports this launch's own.
+void clear_stale_error() { (void)cudaGetLastError(); }
+
 void check_launch() {
   const cudaError_t err = cudaGetLastError();
   FUSEDATTN_CHECK(err == cudaSuccess, "CUDA kernel launch failed: ", cudaGetErrorString(err));
+}
+
+// The backward's gw_splits scratch holds splits x (B x K x N) floats: as many splits as fit in
+// 64 MB, and at least 8 (a bound on the scratch for huge K x N, not on parallelism at the
+// usual sizes: B=1, K=8, N=400 fits 5000 splits).
+int64_t max_backward_splits(const PoolShape& sh) {
+  const int64_t gw_bytes = sh.B * sh.K * sh.N * static_cast<int64_t>(sizeof(float));
+  const int64_t fit = (int64_t(64) << 20) / (gw_bytes > 0 ? gw_bytes : 1);
+  return fit > 8 ? fit : 8;
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cuda(
@@ -55,7 +70,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cuda(
   ForwardParams p = forward_params(
       features, logits, sh, pooled, importance,
       compute_diversity ? std::optional<Tensor>(diversity) : std::nullopt, logsumexp);
-  p.splits = num_splits(sh.B, sh.C, features.get_device_index());
+  p.splits = num_splits(sh.B, sh.C, features.get_device_index(), INT32_MAX);
+  clear_stale_error();
   launch_forward(p, dtype, current_stream(features));
   check_launch();
   return {pooled, importance, diversity, logsumexp};
@@ -76,10 +92,11 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
   BackwardParams p =
       backward_params(grad_pooled, grad_importance, grad_diversity, features, logits, importance,
                       logsumexp, sh, grad_features, grad_logits, inputs);
-  p.splits = num_splits(sh.B, sh.C, features.get_device_index());
+  p.splits = num_splits(sh.B, sh.C, features.get_device_index(), max_backward_splits(sh));
   // The only [B, *, K, N] intermediate: each channel split's share of gw, in float32.
   Tensor gw_splits = torch::stable::new_empty(inputs.importance, {sh.B, p.splits, sh.K, sh.N});
   p.gw_splits = gw_splits.mutable_data_ptr<float>();
+  clear_stale_error();
   launch_backward(p, dtype, current_stream(features));
   check_launch();
   return {grad_features, grad_logits};

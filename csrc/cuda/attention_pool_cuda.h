@@ -16,8 +16,9 @@ enum class DType { Half, BFloat16, Float };
 constexpr int64_t kMaxMaps = 64;
 
 // How many programs share a sample's channels: enough to give every SM two blocks at small
-// batch, 1 at large batch. Both passes use it (the backward sizes gw_splits with it).
-int num_splits(int64_t B, int64_t C, int device);
+// batch, 1 at large batch, at most max_splits, never an empty one. The backward passes a
+// max_splits that bounds its gw_splits scratch (B x splits x K x N floats).
+int num_splits(int64_t B, int64_t C, int device, int64_t max_splits);
 
 void launch_forward(const ForwardParams& p, DType dtype, cudaStream_t stream);
 void launch_backward(const BackwardParams& p, DType dtype, cudaStream_t stream);

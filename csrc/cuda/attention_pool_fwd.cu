@@ -85,12 +85,13 @@ __global__ void __launch_bounds__(kThreads) attention_pool_fwd_kernel(ForwardPar
 
 }  // namespace
 
-int num_splits(int64_t B, int64_t C, int device) {
+int num_splits(int64_t B, int64_t C, int device, int64_t max_splits) {
   int sms = 0;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   const int64_t n_ctiles = ceil_div(C > 0 ? C : 1, kChannelTile);
   int64_t splits = ceil_div(2 * static_cast<int64_t>(sms > 0 ? sms : 1), B > 0 ? B : 1);
   splits = splits < n_ctiles ? splits : n_ctiles;
+  splits = splits < max_splits ? splits : max_splits;
   splits = splits > 0 ? splits : 1;
   return static_cast<int>(ceil_div(n_ctiles, ceil_div(n_ctiles, splits)));  // no empty split
 }

@@ -123,13 +123,14 @@ __device__ __forceinline__ int pixel_winner(const T* a, int64_t sak, int64_t san
 // A [kChannelTile][kPixelTile] tile of a (C, N) matrix with strides (sc, sn): loaded into or
 // stored from shared memory [c][n] (row length kPixelTile + 1 against bank conflicts), with
 // consecutive threads along whichever axis is contiguous in memory (coalesced for NCHW and
-// channels_last alike). Out-of-range elements load as 0 and are not stored.
+// channels_last alike; with one pixel, along the channels). Out-of-range elements load as 0 and
+// are not stored.
 constexpr int kTileStride = kPixelTile + 1;
 
 template <typename T>
 __device__ __forceinline__ void load_tile(const T* src, int64_t sc, int64_t sn, int64_t c0,
                                           int64_t C, int64_t n0, int64_t N, float* tile) {
-  const bool channels_fast = sc == 1 && sn != 1;
+  const bool channels_fast = sc == 1 && (sn != 1 || N == 1);
   for (int i = threadIdx.x; i < kChannelTile * kPixelTile; i += kThreads) {
     const int c = channels_fast ? i % kChannelTile : i / kPixelTile;
     const int n = channels_fast ? i / kChannelTile : i % kPixelTile;
@@ -141,7 +142,7 @@ __device__ __forceinline__ void load_tile(const T* src, int64_t sc, int64_t sn, 
 template <typename T>
 __device__ __forceinline__ void store_tile(const float* tile, T* dst, int64_t sc, int64_t sn,
                                            int64_t c0, int64_t C, int64_t n0, int64_t N) {
-  const bool channels_fast = sc == 1 && sn != 1;
+  const bool channels_fast = sc == 1 && (sn != 1 || N == 1);
   for (int i = threadIdx.x; i < kChannelTile * kPixelTile; i += kThreads) {
     const int c = channels_fast ? i % kChannelTile : i / kPixelTile;
     const int n = channels_fast ? i / kChannelTile : i % kPixelTile;
