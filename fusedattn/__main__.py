@@ -158,6 +158,8 @@ def plot(results, copy_bps, path, title) -> None:
     import matplotlib.pyplot as plt
 
     modes = list(dict.fromkeys(r.mode for r in results))
+    if not modes:
+        return  # nothing was measured
     mode = "forward+backward" if "forward+backward" in modes else modes[0]
     rows = [r for r in results if r.mode == mode]
     shapes = list(dict.fromkeys(r.shape for r in rows))
@@ -198,20 +200,24 @@ def main(argv=None) -> int:
     sub.add_parser("check", help="every available backend against the reference")
     bench_parsers = [parser, sub.add_parser("bench", help="the benchmark table")]
     for p in bench_parsers:
-        p.add_argument("--shapes", default="default",
+        # The subcommand's copies default to SUPPRESS: options given before `bench` stand.
+        default = (lambda value: value) if p is parser else (lambda value: argparse.SUPPRESS)
+        p.add_argument("--shapes", default=default("default"),
                        help="'spec' (SPEC.md's six), 'cpu', or 'B,C,HxW,K;...' "
                             "(default: spec on a GPU, cpu on the CPU)")
-        p.add_argument("--dtype", default=None, choices=list(DTYPES),
+        p.add_argument("--dtype", default=default(None), choices=list(DTYPES),
                        help="default: bfloat16 on a GPU, float32 on the CPU")
-        p.add_argument("--modes", default="forward,forward+backward",
+        p.add_argument("--modes", default=default("forward,forward+backward"),
                        help=f"comma-separated of {', '.join(bm.MODES)}")
-        p.add_argument("--layout", default="contiguous", choices=["contiguous", "channels_last"])
-        p.add_argument("--impls", default=None,
+        p.add_argument("--layout", default=default("contiguous"),
+                       choices=["contiguous", "channels_last"])
+        p.add_argument("--impls", default=default(None),
                        help="comma-separated backends/baselines (default: every available fused "
                             "backend, eager and torch.compile)")
-        p.add_argument("--min-time", type=float, default=0.2, help="seconds per measurement")
-        p.add_argument("--json", default=None, help="write the results as JSON here")
-        p.add_argument("--plot", default=None, help="write a PNG plot here")
+        p.add_argument("--min-time", type=float, default=default(0.2),
+                       help="seconds per measurement")
+        p.add_argument("--json", default=default(None), help="write the results as JSON here")
+        p.add_argument("--plot", default=default(None), help="write a PNG plot here")
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.device = torch.device(args.device) if args.device else default_device()

@@ -55,7 +55,7 @@ def cuda_arch_unsupported(capability: tuple[int, int], sass: list[str], ptx: lis
     the driver for any GPU of capability >= XY."""
     for code in sass:
         major, minor = _arch(code)
-        specific = code.rstrip("+PTX")[-1:] in ("a", "f")
+        specific = code.removesuffix("+PTX")[-1:] in ("a", "f")
         if (major, minor) == tuple(capability) or (
                 not specific and major == capability[0] and minor <= capability[1]):
             return None

@@ -93,10 +93,22 @@ def _warn_if_gpu_not_covered(name: str, device: torch.device, why: str) -> None:
 _RUNNERS: dict = {}
 
 
+_SELECTED: dict = {}  # (backend, device, dtype, K) -> the backend that runs them
+
+
 @torch.compiler.assume_constant_result
 def _select(backend: str, device: torch.device, dtype: torch.dtype, num_maps: int) -> str:
     """The backend that runs (device, dtype, K maps) inputs; its implementation is put in
-    _RUNNERS."""
+    _RUNNERS. Decided once per kind of input: the checks (build info, device capability) stay
+    off the per-call path."""
+    key = (backend, str(device), dtype, num_maps)
+    if key not in _SELECTED:
+        _SELECTED[key] = _select_uncached(backend, device, dtype, num_maps)
+    return _SELECTED[key]
+
+
+def _select_uncached(backend: str, device: torch.device, dtype: torch.dtype,
+                     num_maps: int) -> str:
     if backend == "auto":
         name = "reference"
         for candidate in _ORDER.get(device.type, ("reference",)):
@@ -119,20 +131,23 @@ def _select(backend: str, device: torch.device, dtype: torch.dtype, num_maps: in
 
 
 _AUTOCAST_FROM = (torch.float32, torch.float16, torch.bfloat16)
+MAX_FUSED_MAPS = 64  # the most maps the CUDA and Triton kernels' tiles hold
 
 
 def _autocast(features, attn_logits):
     """Under torch.autocast the op runs in the autocast dtype, like a matmul (it is one): both
     inputs are cast to it, so pooled comes out in it; importance and diversity stay float32.
-    float64 inputs are left alone, as autocast does."""
+    float64 inputs are left alone, as autocast does. Returns the inputs and whether autocast was
+    on (the backend then runs with it off, so that it computes as specified)."""
     if not (isinstance(features, torch.Tensor) and isinstance(attn_logits, torch.Tensor)):
-        return features, attn_logits
+        return features, attn_logits, False
     device_type = features.device.type
-    if not torch.is_autocast_enabled(device_type):
-        return features, attn_logits
+    if not (torch.amp.is_autocast_available(device_type)
+            and torch.is_autocast_enabled(device_type)):
+        return features, attn_logits, False
     dtype = torch.get_autocast_dtype(device_type)
     cast = lambda t: t.to(dtype) if t.dtype in _AUTOCAST_FROM else t  # noqa: E731
-    return cast(features), cast(attn_logits)
+    return cast(features), cast(attn_logits), True
 
 
 def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: str = "sum",
@@ -150,8 +165,15 @@ def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: s
     Returns AttentionPoolOutput(pooled (B, K, C), importance (B, K), diversity (B,) or None);
     the loss term of the paper is diversity itself (1 - sum_n max_k s_k p_kn).
     """
-    features, attn_logits = _autocast(features, attn_logits)
+    features, attn_logits, autocast_on = _autocast(features, attn_logits)
     f3, a3 = validate_inputs(features, attn_logits, pool, compute_diversity)
-    name = _select(backend, f3.device, f3.dtype, a3.shape[1])
-    pooled, importance, diversity = _RUNNERS[name](f3, a3, pool, compute_diversity)
+    # K enters the (constant) selection only as whether the fused kernels' tiles hold it: a
+    # branch on a size, which torch.compile turns into a guard even for dynamic shapes.
+    num_maps = MAX_FUSED_MAPS if a3.shape[1] <= MAX_FUSED_MAPS else MAX_FUSED_MAPS + 1
+    run = _RUNNERS[_select(backend, f3.device, f3.dtype, num_maps)]
+    if autocast_on:
+        with torch.autocast(f3.device.type, enabled=False):
+            pooled, importance, diversity = run(f3, a3, pool, compute_diversity)
+    else:
+        pooled, importance, diversity = run(f3, a3, pool, compute_diversity)
     return AttentionPoolOutput(pooled, importance, diversity)

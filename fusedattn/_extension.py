@@ -13,8 +13,11 @@ from ._build import build_info, cuda_arch_unsupported, torch_mismatch
 try:
     from . import _C  # noqa: F401  -- loading the library registers torch.ops.fusedattn.*
     LOAD_ERROR: str | None = None
-except ImportError as exc:  # not built, or built against another torch (undefined symbols)
-    LOAD_ERROR = torch_mismatch() or f"the compiled extension fusedattn._C is not built ({exc})"
+except ImportError as exc:  # not built, or not loadable (another torch, missing libraries)
+    _built = any(Path(__file__).parent.glob("_C.*"))
+    LOAD_ERROR = torch_mismatch() or (
+        f"the compiled extension fusedattn._C could not be loaded ({exc})" if _built else
+        f"the compiled extension fusedattn._C is not built ({exc})")
 
 FWD = "fusedattn::attention_pool_fwd"
 _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -44,7 +47,7 @@ def cuda_unavailable_reason(device: torch.device, dtype: torch.dtype | None = No
     if dtype is not None and dtype not in _CUDA_DTYPES:
         return f"the cuda backend supports float16, bfloat16 and float32, got {dtype}"
     if num_maps is not None and num_maps > CUDA_MAX_MAPS:
-        return f"the cuda backend supports up to {CUDA_MAX_MAPS} attention maps, got K={num_maps}"
+        return f"the cuda backend supports at most {CUDA_MAX_MAPS} attention maps; these have more"
     return cuda_arch_unsupported(torch.cuda.get_device_capability(device),
                                  info.get("cuda_archs_sass", []), info.get("cuda_archs_ptx", []))
 

@@ -75,8 +75,12 @@ def _pool_fn(impl: str) -> Callable:
     if impl == "eager":
         return lambda f, a: reference.attention_pool(f.flatten(2), a.flatten(2), "sum", True)
     if impl == "torch.compile":
+        # A fresh start per case: every case compiles this same code, and past dynamo's
+        # recompile limit later cases would silently run eagerly.
+        torch._dynamo.reset()
         return torch.compile(
-            lambda f, a: reference.attention_pool(f.flatten(2), a.flatten(2), "sum", True))
+            lambda f, a: reference.attention_pool(f.flatten(2), a.flatten(2), "sum", True),
+            dynamic=False)
     return lambda f, a: tuple(attention_pool(f, a, backend=impl))
 
 
@@ -93,7 +97,7 @@ def build_case(impl: str, shape: Shape, dtype: torch.dtype, device, mode: str,
     device = torch.device(device)
     pool = _pool_fn(impl)
     per_set = floor_bytes(shape, dtype, "forward")
-    n_sets = max(1, min(16, math.ceil(3 * _l2_bytes(device) / max(per_set, 1))))
+    n_sets = max(1, min(512, math.ceil(3 * _l2_bytes(device) / max(per_set, 1))))
     sets = []
     for i in range(n_sets):
         f, a = make_inputs(shape.B, shape.C, shape.H, shape.W, shape.K, dtype=dtype,
@@ -103,12 +107,9 @@ def build_case(impl: str, shape: Shape, dtype: torch.dtype, device, mode: str,
             continue
         f.requires_grad_()
         a.requires_grad_()
-        if mode == "backward":
-            out = [t for t in pool(f, a) if t is not None]
-            grads = [torch.randn_like(t) for t in out]
-            sets.append((out, grads, (f, a)))
-        else:
-            sets.append((f, a))
+        out = [t for t in pool(f, a) if t is not None]
+        grads = [torch.randn_like(t) for t in out]  # made once: not part of what is timed
+        sets.append((out, grads, (f, a)) if mode == "backward" else (f, a, grads))
     counter = [0]
 
     def next_set():
@@ -125,10 +126,9 @@ def build_case(impl: str, shape: Shape, dtype: torch.dtype, device, mode: str,
             return torch.autograd.grad(out, inputs, grads, retain_graph=True)
     elif mode == "forward+backward":
         def run():
-            f, a = next_set()
+            f, a, grads = next_set()
             out = [t for t in pool(f, a) if t is not None]
-            loss = sum(t.float().sum() for t in out)
-            return torch.autograd.grad(loss, (f, a))
+            return torch.autograd.grad(out, (f, a), grads)
     else:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     return run
@@ -138,6 +138,9 @@ def time_us(fn: Callable[[], object], device, min_time_s: float = 0.2) -> dict:
     """Median and 20th/80th percentiles of fn's run time, in microseconds: CUDA events around
     each call on a GPU (after warm-up), torch.utils.benchmark's blocked timer on the CPU."""
     device = torch.device(device)
+    if device.type == "cuda" and device.index is not None:
+        with torch.cuda.device(device):  # events and synchronization on the measured GPU
+            return time_us(fn, torch.device("cuda"), min_time_s)
     fn()  # warm-up: compilation, autotuning and allocator growth stay out of the numbers
     if device.type == "cuda":
         torch.cuda.synchronize(device)

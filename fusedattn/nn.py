@@ -163,8 +163,8 @@ class PartialFaceLoss(nn.Module):
         div = out.diversity.float().mean() if out.diversity is not None else ce.new_zeros(())
         l2 = ce.new_zeros(())
         if self.l2_weight:
-            params = list(self.parameters()) + list(parameters or [])
-            l2 = sum(p.float().square().sum() for p in params)
+            params = {id(p): p for p in [*self.parameters(), *(parameters or [])]}  # once each
+            l2 = sum(p.float().square().sum() for p in params.values())
         total = self.ce_weight * ce + self.diversity_weight * div + self.l2_weight * l2
         return PartialFaceLossOutput(total, ce, div, l2)
 

@@ -69,20 +69,22 @@ def simulated_gpu(monkeypatch):
         "fusedattn.reference", "unavailable_reason"))  # stands in for a Triton that can run
     monkeypatch.setattr(_dispatch, "_WARNED_DEVICES", set())
     monkeypatch.setattr(_dispatch, "_RUNNERS", {})  # keep the stand-in out of later tests
+    monkeypatch.setattr(_dispatch, "_SELECTED", {})
     return capability
 
 
 def test_auto_falls_back_with_one_warning_when_the_gpu_arch_is_not_built(simulated_gpu):
-    from fusedattn._dispatch import _select
+    from fusedattn import _dispatch
 
     device = torch.device("cuda", 0)
     with pytest.warns(RuntimeWarning, match=r"cuda backend cannot run on cuda:0: .*8\.0;9\.0 SASS.*sm_75"):
-        assert _select("auto", device, torch.bfloat16, 8) == "triton"
+        assert _dispatch._select("auto", device, torch.bfloat16, 8) == "triton"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per device, not on every call
-        assert _select("auto", device, torch.bfloat16, 8) == "triton"
+        assert _dispatch._select("auto", device, torch.bfloat16, 16) == "triton"
     simulated_gpu["value"] = (9, 0)
-    assert _select("auto", device, torch.bfloat16, 8) == "cuda"
+    _dispatch._SELECTED.clear()  # a different GPU: decide again
+    assert _dispatch._select("auto", device, torch.bfloat16, 8) == "cuda"
 
 
 def test_cuda_backend_names_the_gpu_arch_and_the_built_archs(simulated_gpu):

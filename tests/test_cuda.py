@@ -62,7 +62,7 @@ def test_agrees_with_triton(case):
 def test_more_maps_than_the_kernels_hold():
     device = require_backend("cuda", torch.float32)
     f, a = make_inputs(2, 16, 4, 4, 65, device=device)
-    with pytest.raises(fusedattn.BackendUnavailableError, match="up to 64 attention maps"):
+    with pytest.raises(fusedattn.BackendUnavailableError, match="at most 64 attention maps"):
         fusedattn.attention_pool(f, a, backend="cuda")
     assert fusedattn._dispatch._select("auto", f.device, f.dtype, 65) != "cuda"
     check_against_reference("auto", f, a)

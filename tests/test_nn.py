@@ -148,6 +148,24 @@ def test_autocast_cpu_bfloat16(backend):
     assert head.attention[0].weight.grad is not None
 
 
+def test_autocast_keeps_the_float32_accumulation():
+    """Under autocast the backend runs with autocast off: the same result as on the cast inputs
+    outside autocast (not a bfloat16 matmul inside the reference)."""
+    f, a = make_inputs(2, 64, 8, 8, 4, dtype=torch.bfloat16)
+    for backend in ("reference", "cpu"):
+        plain = fusedattn.attention_pool(f, a, backend=backend)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            cast = fusedattn.attention_pool(f.float(), a.float(), backend=backend)
+        for x, y in zip(cast, plain):
+            torch.testing.assert_close(x, y, atol=0, rtol=0)
+
+
+def test_meta_tensors_run_the_reference():
+    f, a = torch.empty(2, 8, 4, 4, device="meta"), torch.empty(2, 3, 4, 4, device="meta")
+    out = fusedattn.attention_pool(f, a)
+    assert out.pooled.shape == (2, 3, 8) and out.pooled.device.type == "meta"
+
+
 def test_autocast_mixed_input_dtypes_are_cast():
     f = torch.randn(2, 8, 4, 4)                       # float32 features
     a = torch.randn(2, 3, 4, 4, dtype=torch.bfloat16)  # bfloat16 logits (from an autocast conv)

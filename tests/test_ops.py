@@ -66,3 +66,17 @@ def test_compile_inductor_cpu():
     ref = fusedattn.attention_pool(f, a, backend="reference")
     torch.testing.assert_close(out.pooled, ref.pooled)
     torch.testing.assert_close(out.diversity, ref.diversity)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_compile_dynamic_shapes(backend):
+    """dynamic=True and a K that changes between calls: no failure, the same numbers."""
+    require_backend(backend, torch.float32)
+    torch._dynamo.reset()
+    fn = torch.compile(lambda f, a: fusedattn.attention_pool(f, a, backend=backend),
+                       fullgraph=True, dynamic=True)
+    for B, K in ((2, 3), (5, 3), (2, 4)):
+        f, a = make_inputs(B, 9, 4, 5, K)
+        out = fn(f, a)
+        ref = fusedattn.attention_pool(f, a, backend="reference")
+        torch.testing.assert_close(out.pooled, ref.pooled)

@@ -123,3 +123,10 @@ def test_kernels_compile_for_gpu_without_a_gpu(arch):
             assert r["mma"], f"{r['kernel']}: no tensor-core mma in the PTX"
         limit = 64 if "float32" in r["kernel"] else 0
         assert r.get("spill_stores", 0) <= limit, f"{r['kernel']} spills: {r}"
+
+
+def test_more_maps_than_the_tiles_hold(fap):
+    device = require_backend("triton", torch.float32)
+    f, a = make_inputs(2, 8, 3, 3, 65, device=device)
+    with pytest.raises(fusedattn.BackendUnavailableError, match="at most 64 attention maps"):
+        fusedattn.attention_pool(f, a, backend="triton")

@@ -7,6 +7,7 @@ import torch
 
 NAME = "triton"
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_MAPS = 64  # the tile sizes are checked (compiled, no spills) for K padded up to 64
 
 
 def unavailable_reason(device: torch.device, dtype=None, num_maps=None):
@@ -16,6 +17,8 @@ def unavailable_reason(device: torch.device, dtype=None, num_maps=None):
         return f"triton is not installed ({exc})"
     if dtype is not None and dtype not in _DTYPES:
         return f"the triton backend supports float16, bfloat16 and float32, got {dtype}"
+    if num_maps is not None and num_maps > MAX_MAPS:
+        return f"the triton backend supports at most {MAX_MAPS} attention maps; these have more"
     if device.type == "cpu":
         if os.environ.get("TRITON_INTERPRET") != "1":
             return ("Triton runs CUDA tensors; CPU tensors only in its interpreter "

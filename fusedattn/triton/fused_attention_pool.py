@@ -17,6 +17,7 @@ NCHW (unit pixel stride) and channels_last (unit channel stride) tiles are both 
 coalesced, with no copy. Offsets are int64.
 """
 
+import contextlib
 import functools
 import os
 from typing import Optional, Tuple
@@ -157,7 +158,7 @@ def _attention_pool_bwd_features_kernel(
     per_split = tl.cdiv(n_ctiles, n_splits)
     ct_begin = split * per_split
     ct_end = tl.minimum(ct_begin + per_split, n_ctiles)
-    gw_split = gw_ptr + (b * n_splits + split) * K * N
+    gw_split = gw_ptr + (b * n_splits + split) * K * N  # b is int64
     for n0 in range(0, N, BN):
         n = n0 + tl.arange(0, BN)
         a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
@@ -175,7 +176,7 @@ def _attention_pool_bwd_features_kernel(
                       INTERPRETED)
             tl.store(gf_b + c[:, None].to(tl.int64) * s_gfc + n[None, :].to(tl.int64) * s_gfn,
                      (gf * alpha).to(gf_ptr.dtype.element_ty), mask=fc_mask)
-        tl.store(gw_split + k[:, None] * N + n[None, :], gw * alpha, mask=mask)
+        tl.store(gw_split + k[:, None].to(tl.int64) * N + n[None, :], gw * alpha, mask=mask)
 
 
 @triton.jit
@@ -193,8 +194,9 @@ def _winners(a, mask, s, lse, k, KP: tl.constexpr):
 def _sum_splits(gw_b, k, n, mask, K, N, n_splits, KP: tl.constexpr, BNS: tl.constexpr):
     """gw[k, n] of one sample: the channel splits' shares, summed in a fixed order."""
     gw = tl.zeros([KP, BNS], tl.float32)
+    rows = k[:, None].to(tl.int64) * N + n[None, :]
     for i in range(0, n_splits):
-        gw += tl.load(gw_b + i * K * N + k[:, None] * N + n[None, :], mask=mask, other=0.0)
+        gw += tl.load(gw_b + (i * K).to(tl.int64) * N + rows, mask=mask, other=0.0)
     return gw
 
 
@@ -279,6 +281,11 @@ def launch_config(B: int, C: int, K: int, N: int, dtype: torch.dtype, device) ->
     return dict(KP=KP, BN=BN, BNS=BNS, BC=BC, splits=splits, num_warps=8)
 
 
+def _on_device(t: torch.Tensor):
+    """Triton launches on the current CUDA device: make it the tensors'."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
 def _dot_precision(dtype: torch.dtype) -> str:
     # float32 inputs: exact fp32 products (no TF32), as SPEC's float32 tolerance requires.
     return "ieee" if dtype == torch.float32 else "tf32"
@@ -295,14 +302,14 @@ def attention_pool_fwd(features: torch.Tensor, logits: torch.Tensor, pool: str,
     if B == 0:
         return pooled, importance, diversity, logsumexp
     cfg = launch_config(B, C, K, N, features.dtype, features.device)
-    alpha = 1.0 / N if pool == "mean" else 1.0
-    _attention_pool_fwd_kernel[(B, 1 + cfg["splits"])](
-        features, logits, pooled, importance, logsumexp,
-        diversity if compute_diversity else importance,
-        C, K, N, alpha,
-        *features.stride(), *logits.stride(),
-        HAS_DIV=compute_diversity, KP=cfg["KP"], BC=cfg["BC"], BN=cfg["BN"], BNS=cfg["BNS"],
-        DOT_PRECISION=_dot_precision(features.dtype), num_warps=cfg["num_warps"])
+    with _on_device(features):
+        _attention_pool_fwd_kernel[(B, 1 + cfg["splits"])](
+            features, logits, pooled, importance, logsumexp,
+            diversity if compute_diversity else importance,
+            C, K, N, 1.0 / N if pool == "mean" else 1.0,
+            *features.stride(), *logits.stride(),
+            HAS_DIV=compute_diversity, KP=cfg["KP"], BC=cfg["BC"], BN=cfg["BN"], BNS=cfg["BNS"],
+            DOT_PRECISION=_dot_precision(features.dtype), num_warps=cfg["num_warps"])
     return pooled, importance, diversity, logsumexp
 
 
@@ -319,24 +326,23 @@ def attention_pool_bwd(grad_pooled: torch.Tensor, grad_importance: torch.Tensor,
     if B == 0:
         return grad_features, grad_logits
     cfg = launch_config(B, C, K, N, features.dtype, features.device)
-    alpha = 1.0 / N if pool == "mean" else 1.0
-    grad_pooled = grad_pooled.contiguous()
-    grad_importance = grad_importance.contiguous()
+    grad_pooled = grad_pooled.to(features.dtype).contiguous()  # tl.dot wants equal dtypes
+    has_gd = grad_diversity is not None
     # The only [B, *, K, N] intermediate: each channel split's share of gw, in float32.
     gw_splits = features.new_empty((B, cfg["splits"], K, N), dtype=torch.float32)
-    _attention_pool_bwd_features_kernel[(B, cfg["splits"])](
-        features, logits, grad_pooled, importance, grad_features, gw_splits,
-        C, K, N, alpha,
-        *features.stride(), *logits.stride(), *grad_features.stride(),
-        KP=cfg["KP"], BC=cfg["BC"], BN=cfg["BN"], DOT_PRECISION=_dot_precision(features.dtype),
-        num_warps=cfg["num_warps"])
-    has_gd = grad_diversity is not None
-    _attention_pool_bwd_logits_kernel[(B,)](
-        logits, importance, logsumexp, grad_importance,
-        grad_diversity.contiguous() if has_gd else importance, gw_splits, grad_logits,
-        K, N, cfg["splits"],
-        *logits.stride(), *grad_logits.stride(),
-        HAS_GD=has_gd, KP=cfg["KP"], BNS=cfg["BNS"], num_warps=cfg["num_warps"])
+    with _on_device(features):
+        _attention_pool_bwd_features_kernel[(B, cfg["splits"])](
+            features, logits, grad_pooled, importance, grad_features, gw_splits,
+            C, K, N, 1.0 / N if pool == "mean" else 1.0,
+            *features.stride(), *logits.stride(), *grad_features.stride(),
+            KP=cfg["KP"], BC=cfg["BC"], BN=cfg["BN"],
+            DOT_PRECISION=_dot_precision(features.dtype), num_warps=cfg["num_warps"])
+        _attention_pool_bwd_logits_kernel[(B,)](
+            logits, importance, logsumexp, grad_importance.contiguous(),
+            grad_diversity.contiguous() if has_gd else importance, gw_splits, grad_logits,
+            K, N, cfg["splits"],
+            *logits.stride(), *grad_logits.stride(),
+            HAS_GD=has_gd, KP=cfg["KP"], BNS=cfg["BNS"], num_warps=cfg["num_warps"])
     return grad_features, grad_logits
 
 
