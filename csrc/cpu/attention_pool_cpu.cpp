@@ -9,6 +9,10 @@
 #include <cstring>
 #include <memory>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace fusedattn {
 namespace cpu {
 namespace {
@@ -59,6 +63,24 @@ Kernels<scalar_t> kernels_for(Isa isa) {
 #endif
     default: return {&isa_default::forward<scalar_t>, &isa_default::backward<scalar_t>};
   }
+}
+
+// A freshly allocated large output is first touched by the kernel, one 4 KB page fault at a
+// time: for the 52 MB feature gradient of B=32, C=1024, 20x20 that is ~13k faults, which cost
+// more than the arithmetic on a VM. Asking for transparent huge pages (where the system leaves
+// them to madvise) makes it ~26 faults. Advice only: nothing changes if it is declined.
+void advise_huge_pages(const Tensor& t) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+  const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+  if (bytes < 4 * kHuge) return;
+  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t last = (begin + bytes) & ~(kHuge - 1);
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#else
+  (void)t;
+#endif
 }
 
 // Calls fn(value of the kernels' storage type) for the tensor's dtype.
@@ -113,6 +135,7 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cpu(
   const PoolShape sh = check_backward_args(grad_pooled, grad_importance, grad_diversity, features,
                                            logits, importance, logsumexp, pool);
   auto [grad_features, grad_logits] = allocate_backward_outputs(features, logits);
+  advise_huge_pages(grad_features);
   BackwardInputs inputs;
   const BackwardParams p =
       backward_params(grad_pooled, grad_importance, grad_diversity, features, logits, importance,
