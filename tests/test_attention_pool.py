@@ -191,3 +191,30 @@ def test_int64_offsets_gpu(backend):
     tail = fusedattn.attention_pool(f[:, -64:], a, backend="reference", compute_diversity=False)
     torch.testing.assert_close(out.pooled[:, :, -64:].float(), tail.pooled.float(), atol=0.05,
                                rtol=0.02)
+
+
+@pytest.mark.parametrize("isa", ["default", "avx2", "avx512"])
+def test_cpu_kernels_for_every_instruction_set(isa, monkeypatch):
+    """The cpu backend's kernels are compiled per instruction set and picked at run time; each
+    variant this CPU runs gets the awkward cases (FUSEDATTN_CPU_ISA is read at every call)."""
+    require_backend("cpu")
+    monkeypatch.setenv("FUSEDATTN_CPU_ISA", isa)
+    f, a = make_inputs(1, 3, 2, 2, 2)
+    try:
+        fusedattn.attention_pool(f, a, backend="cpu")
+    except RuntimeError as exc:
+        assert "does not support it" in str(exc)
+        pytest.skip(f"this CPU cannot run the {isa} kernels")
+    for case in [(2, 17, 7, 9, 5), (1, 1, 1, 1, 1), (2, 40, 5, 4, 33), (1, 24, 56, 56, 3)]:
+        for dtype in DTYPES:
+            for layout in ("contiguous", "channels_last", "strided"):
+                f, a = make_inputs(*case, dtype=dtype, layout=layout)
+                check_against_reference("cpu", f, a)
+
+
+def test_cpu_isa_override_is_checked(monkeypatch):
+    require_backend("cpu")
+    monkeypatch.setenv("FUSEDATTN_CPU_ISA", "sse9")
+    f, a = make_inputs(1, 3, 2, 2, 2)
+    with pytest.raises(RuntimeError, match="FUSEDATTN_CPU_ISA must be default, avx2 or avx512"):
+        fusedattn.attention_pool(f, a, backend="cpu")
