@@ -136,7 +136,7 @@ def get_extension():
     sources += sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc" / "cpu").glob("*.cpp"))
     kwargs = {}
     if use_cuda:
-        cxx += ["-DFUSEDATTN_WITH_CUDA", "-DUSE_CUDA"]  # USE_CUDA: the CUDA shim declarations
+        cxx.append("-DUSE_CUDA")  # torch's shim declares its CUDA functions under USE_CUDA
         cuda_dir = ROOT / "csrc" / "cuda"
         sources += sorted(str(p.relative_to(ROOT)) for p in cuda_dir.glob("*.cpp"))
         sources += sorted(str(p.relative_to(ROOT)) for p in cuda_dir.glob("*.cu"))

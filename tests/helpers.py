@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import fusedattn
-from fusedattn.testing import (LAYOUTS, TOLERANCES, assert_close,  # noqa: F401 -- re-exported
-                               check_against_reference, float64_reference, make_inputs, run)
+from fusedattn.testing import (LAYOUTS, check_against_reference,  # noqa: F401 -- re-exported
+                               make_inputs, run)
 
 ALL_BACKENDS = fusedattn.BACKENDS
 HAS_GPU = torch.cuda.is_available()
