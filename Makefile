@@ -18,6 +18,9 @@ FUSEDATTN_EXPECT_CUDA_BUILD ?= $(if $(CUDA_HOME),1,0)
 export CUDA_HOME FUSEDATTN_CUDA_ARCHS FUSEDATTN_EXPECT_CUDA_BUILD
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
+# Every mode of the benchmark suite runs in `make test`, on tiny shapes, so none can rot.
+ALL_BENCH_MODES := forward,backward,forward+backward,inference
+
 .PHONY: demo test install bench wheel-check clean
 
 $(VENV)/.ready:
@@ -43,8 +46,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q benchmarks --fa-shapes quick --benchmark-min-rounds=2 \
-		--benchmark-max-time=0.02 --benchmark-warmup=off --benchmark-columns=median,rounds
+	$(PY) -m pytest -q benchmarks --fa-shapes quick --fa-modes $(ALL_BENCH_MODES) \
+		--benchmark-min-rounds=2 --benchmark-max-time=0.02 --benchmark-warmup=off \
+		--benchmark-columns=median,rounds
 
 bench: install
 	$(PY) -m pytest benchmarks --benchmark-only

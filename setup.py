@@ -132,14 +132,10 @@ def get_extension():
     # Hidden visibility: the module init is the only symbol to export (and torch's stable types
     # are hidden, so our host structs holding them must be too).
     cxx = opt + ["-fopenmp", "-fvisibility=hidden"] + stable_abi
-    sources = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc").glob("*.cpp"))
-    sources += sorted(str(p.relative_to(ROOT)) for p in (ROOT / "csrc" / "cpu").glob("*.cpp"))
+    sources = extension_sources(use_cuda)
     kwargs = {}
     if use_cuda:
         cxx.append("-DUSE_CUDA")  # torch's shim declares its CUDA functions under USE_CUDA
-        cuda_dir = ROOT / "csrc" / "cuda"
-        sources += sorted(str(p.relative_to(ROOT)) for p in cuda_dir.glob("*.cpp"))
-        sources += sorted(str(p.relative_to(ROOT)) for p in cuda_dir.glob("*.cu"))
         nvcc = opt + stable_abi + ["-lineinfo", f"--threads={nvcc_threads}",
                       "--expt-relaxed-constexpr", "-Xptxas=-warn-spills"]
         kwargs["extra_compile_args"] = {"cxx": cxx, "nvcc": nvcc}
@@ -152,6 +148,21 @@ def get_extension():
     BUILD_INFO.update(build_info(use_cuda, why, archs, kwargs["extra_compile_args"]))
     return ext_cls("fusedattn._C", sources, extra_link_args=["-fopenmp"], py_limited_api=True,
                    **kwargs)
+
+
+def extension_sources(use_cuda):
+    """Every source of the extension, found, not listed: csrc/module.cpp, csrc/common/ and one
+    directory per op (csrc/<op>/). Files under a `cuda/` directory are built only with CUDA; the
+    emulation of the CUDA execution model (csrc/common/emulation/) only into its own module."""
+    found = []
+    for path in sorted((ROOT / "csrc").rglob("*")):
+        parts = path.relative_to(ROOT / "csrc").parts
+        if path.suffix not in (".cpp", ".cu") or "emulation" in parts:
+            continue
+        if ("cuda" in parts or path.suffix == ".cu") and not use_cuda:
+            continue
+        found.append(str(path.relative_to(ROOT)))
+    return found
 
 
 def build_info(use_cuda, why, archs, flags, built=True):

@@ -1,21 +1,17 @@
-"""fusedattn: fused kernels for recalibrated attention pooling with a weighted diversity loss.
+"""fusedattn: fused kernels for the attention mechanisms of CNN face models.
 
     out = fusedattn.attention_pool(features, attn_logits, pool="sum", compute_diversity=True)
     v, s, div = out   # pooled (B, K, C), importance (B, K), diversity (B,)
 
-The math and the contract every backend implements: SPEC.md (README, "The math").
+Each op lives in its own folder (fusedattn/ops/<op>/) with its specification in
+docs/<op>.md; the backend registry (fusedattn.backends) says which implementations run where.
 """
 
-from ._build import build_info
-from ._dispatch import (
-    BACKENDS,
-    AttentionPoolOutput,
-    BackendUnavailableError,
-    attention_pool,
-    available_backends,
-    backend_status,
-)
+from ._library import build_info
+from .backends import BACKEND_NAMES, BackendUnavailableError, available_backends, backend_status
+from .ops.attention_pool import AttentionPoolOutput, attention_pool
 
+BACKENDS = BACKEND_NAMES
 __version__ = build_info().get("version", "0.1.0")
 
 __all__ = [

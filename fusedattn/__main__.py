@@ -1,15 +1,17 @@
-"""`python -m fusedattn`: the environment, a correctness self-check of every backend against the
-reference, and a benchmark table against eager PyTorch, torch.compile and the byte floor.
+"""`python -m fusedattn`: the environment, a correctness self-check of every backend of every op
+against its reference, and a benchmark table against eager PyTorch, torch.compile and the byte
+floor.
 
     python -m fusedattn                  # all three, for the GPU if there is one, else the CPU
     python -m fusedattn env              # versions, build contents, backends and why not
-    python -m fusedattn check            # every available backend against the reference
-    python -m fusedattn bench --json r.json --plot r.png --shapes spec --dtype bfloat16
+    python -m fusedattn check            # every available backend of every op
+    python -m fusedattn bench --op attention_pool --shapes spec --dtype bfloat16 --json r.json
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shlex
 import sys
@@ -17,12 +19,10 @@ import time
 
 import torch
 
-from . import _build, benchmarking as bm, testing
-from ._dispatch import _unavailable_reason, available_backends, backend_status
+from . import _library, backends, benchmarking as bm
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
           "float64": torch.float64}
-CHECK_CASES = [(2, 17, 7, 9, 5), (1, 8, 1, 1, 1), (3, 24, 20, 20, 8)]
 
 
 def default_device() -> torch.device:
@@ -31,7 +31,7 @@ def default_device() -> torch.device:
 
 def cmd_env(args) -> int:
     env = bm.environment(args.device)
-    info = _build.build_info()
+    info = _library.build_info()
     print("== environment")
     for k, v in env.items():
         print(f"  {k:14s} {v}")
@@ -39,47 +39,46 @@ def cmd_env(args) -> int:
     for k in ("version", "torch", "torch_min", "torch_cuda", "cuda_built", "cuda_reason",
               "cuda_archs_sass", "cuda_archs_ptx", "nvcc", "cxx", "git_revision"):
         print(f"  {k:16s} {info.get(k)}")
-    mismatch = _build.torch_mismatch(info)
+    mismatch = _library.torch_mismatch(info)
     if info.get("torch_min"):
         print(f"  {'torch matches':16s} " + (f"no: {mismatch}" if mismatch else
               f"yes (stable ABI: torch >= {info['torch_min']}; running {torch.__version__})"))
-    from . import _extension
-    print(f"  {'extension':16s} {'loaded' if _extension.LOAD_ERROR is None else _extension.LOAD_ERROR}")
+    load_error = _library.load_error()
+    print(f"  {'extension':16s} {'loaded' if load_error is None else load_error}")
     if env.get("gpu_arch") and info.get("cuda_built"):
-        why = _build.cuda_arch_unsupported(torch.cuda.get_device_capability(args.device),
+        why = _library.cuda_arch_unsupported(torch.cuda.get_device_capability(args.device),
                                            info["cuda_archs_sass"], info["cuda_archs_ptx"])
         print(f"  {'GPU arch':16s} {env['gpu_arch']}: {'supported' if why is None else why}")
-    for device in dict.fromkeys(["cpu", str(args.device)]):
-        print(f"== backends for {device} tensors (fastest first)")
-        for name, why in backend_status(device).items():
-            print(f"  {name:10s} {'available' if why is None else 'unavailable: ' + why}")
+    for op in backends.ops():
+        for device in dict.fromkeys(["cpu", str(args.device)]):
+            print(f"== {op} backends for {device} tensors (fastest first)")
+            for name, why in backends.backend_status(device, op).items():
+                print(f"  {name:10s} {'available' if why is None else 'unavailable: ' + why}")
     return 0
 
 
 def cmd_check(args) -> int:
-    """Each available backend against the float64 reference, forward and backward."""
+    """Each available backend of each op against its float64 reference, forward and backward."""
     print(f"== correctness self-check on {args.device} (against the float64 reference)")
     failures = 0
     dtypes = [torch.float32, torch.bfloat16] + ([torch.float64] if args.device.type == "cpu" else [])
-    for backend in available_backends(args.device):
-        for dtype in dtypes:
-            name = str(dtype).replace("torch.", "")
-            skip = _unavailable_reason(backend, args.device, dtype)
-            if skip is not None:
-                print(f"  {backend:10s} {name:9s} not supported: {skip}")
-                continue
-            why = None
-            try:
-                for case in CHECK_CASES:
-                    for layout in ("contiguous", "channels_last"):
-                        f, a = testing.make_inputs(*case, dtype=dtype, layout=layout,
-                                                   device=args.device)
-                        testing.check_against_reference(backend, f, a)
-            except Exception as exc:  # noqa: BLE001 -- reported, and the exit status says so
-                why = f"{type(exc).__name__}: {exc}"
-                failures += 1
-            status = "ok" if why is None else "FAILED " + why
-            print(f"  {backend:10s} {name:9s} {status}")
+    for op in backends.ops():
+        testing = importlib.import_module(f"fusedattn.ops.{op}.testing")
+        for backend in backends.available_backends(args.device, op):
+            for dtype in dtypes:
+                name = str(dtype).replace("torch.", "")
+                skip = backends.unavailable_reason(op, backend, args.device, dtype)
+                if skip is not None:
+                    print(f"  {op:15s} {backend:10s} {name:9s} not supported: {skip}")
+                    continue
+                why = None
+                try:
+                    testing.self_check(backend, dtype, args.device)
+                except Exception as exc:  # noqa: BLE001 -- reported; the exit status says so
+                    why = f"{type(exc).__name__}: {exc}"
+                    failures += 1
+                status = "ok" if why is None else "FAILED " + why
+                print(f"  {op:15s} {backend:10s} {name:9s} {status}")
     return 1 if failures else 0
 
 
@@ -91,18 +90,16 @@ def _progress(items, desc):
     return tqdm(items, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
-def _shapes(spec: str, device: torch.device):
+def _shapes(harness, spec: str, device: torch.device):
     if spec == "default":
         spec = "spec" if device.type == "cuda" else "cpu"
-    if spec == "spec":
-        return bm.SPEC_SHAPES
-    if spec == "cpu":
-        return bm.CPU_SHAPES
-    return tuple(bm.Shape.parse(s) for s in spec.split(";"))
+    if spec in harness.SHAPE_SETS:
+        return harness.SHAPE_SETS[spec]
+    return tuple(harness.Shape.parse(s) for s in spec.split(";"))
 
 
 def format_table(results) -> str:
-    head = ("| shape B,C,HxW,K | mode | impl | p50 us | p20-p80 us | TB/s | % of copy | x floor "
+    head = ("| shape | mode | impl | p50 us | p20-p80 us | TB/s | % of copy | x floor "
             "| vs eager | vs compile |")
     lines = [head, "|" + "---|" * 10]
     for r in results:
@@ -117,26 +114,25 @@ def format_table(results) -> str:
 def cmd_bench(args) -> int:
     device = args.device
     dtype = DTYPES[args.dtype]
-    shapes = _shapes(args.shapes, device)
-    impls = args.impls.split(",") if args.impls else bm.implementations(device)
+    harness = bm.suite(args.op)
+    shapes = _shapes(harness, args.shapes, device)
+    impls = args.impls.split(",") if args.impls else harness.implementations(device)
     modes = args.modes.split(",")
-    print(f"== benchmark on {device}, {args.dtype}, {args.layout}: {', '.join(impls)}")
+    print(f"== {args.op} benchmark on {device}, {args.dtype}, {args.layout}: {', '.join(impls)}"
+          " (timed interleaved)")
     if device.type != "cuda":
         print("   (CPU-sized shapes; GPU numbers need a GPU: see README, Performance)")
     copy_bps = bm.copy_bandwidth(device)
     print(f"   measured copy bandwidth (read + write): {copy_bps / 1e12:.3f} TB/s")
-    jobs = [(s, m, i) for s in shapes for m in modes for i in impls]
     results = []
-    for shape, mode, impl in _progress(jobs, "benchmark"):
-        try:
-            results.append(bm.measure(impl, shape, dtype, device, mode, args.layout, copy_bps,
-                                      args.min_time))
-        except Exception as exc:  # noqa: BLE001 -- one failing impl must not hide the others
-            print(f"   {impl} on {shape.label} {mode}: FAILED {type(exc).__name__}: {exc}")
-    bm.add_speedups(results)
+    for shape, mode in _progress([(s, m) for s in shapes for m in modes], "benchmark"):
+        def failed(impl, exc, label=shape.label, mode=mode):
+            print(f"   {impl} on {label} {mode}: FAILED {type(exc).__name__}: {exc}")
+        results += bm.measure_group(args.op, shape, dtype, device, mode, args.layout, impls,
+                                    copy_bps, args.min_time, on_error=failed)
     print(format_table(results))
     if args.json:
-        payload = {"environment": bm.environment(device), "build": _build.build_info(),
+        payload = {"environment": bm.environment(device), "build": _library.build_info(),
                    "copy_bandwidth_bytes_per_s": copy_bps,
                    "command": "python -m fusedattn " + shlex.join(args.argv),
                    "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -145,7 +141,8 @@ def cmd_bench(args) -> int:
             json.dump(payload, fh, indent=1)
         print(f"   wrote {args.json}")
     if args.plot:
-        plot(results, copy_bps, args.plot, f"{bm.environment(device).get('gpu', 'CPU')}, {args.dtype}")
+        plot(results, copy_bps, args.plot,
+             f"{args.op}, {bm.environment(device).get('gpu', 'CPU')}, {args.dtype}")
         print(f"   wrote {args.plot}")
     return 0
 
@@ -179,7 +176,7 @@ def plot(results, copy_bps, path, title) -> None:
     for ax in (ax_t, ax_b):
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(shapes))])
         ax.set_xticklabels(shapes, rotation=20, fontsize=8)
-        ax.set_xlabel("shape B,C,HxW,K")
+        ax.set_xlabel("shape")
     ax_t.set_yscale("log")
     ax_t.set_ylabel(f"{mode} time, median (us, log)")
     ax_b.axhline(copy_bps / 1e12, color="k", linestyle="--", label="device copy")
@@ -202,8 +199,11 @@ def main(argv=None) -> int:
     for p in bench_parsers:
         # The subcommand's copies default to SUPPRESS: options given before `bench` stand.
         default = (lambda value: value) if p is parser else (lambda value: argparse.SUPPRESS)
+        p.add_argument("--op", default=default("attention_pool"), choices=list(backends.ops()),
+                       help="the op to benchmark (default: attention_pool)")
         p.add_argument("--shapes", default=default("default"),
-                       help="'spec' (SPEC.md's six), 'cpu', or 'B,C,HxW,K;...' "
+                       help="a shape set of the op ('spec': its spec's table, 'cpu', 'quick', "
+                            "'overhead') or shapes such as 'B,C,HxW,K;...' "
                             "(default: spec on a GPU, cpu on the CPU)")
         p.add_argument("--dtype", default=default(None), choices=list(DTYPES),
                        help="default: bfloat16 on a GPU, float32 on the CPU")

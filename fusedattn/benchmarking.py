@@ -1,181 +1,183 @@
-"""Benchmark plumbing shared by `python -m fusedattn` and the pytest-benchmark suite (benchmarks/):
-the SPEC.md shapes, the byte floor, inputs, the implementations compared (each backend, eager
-PyTorch and torch.compile of the reference), timing (device events on GPU) and environment facts.
+"""Benchmark plumbing shared by every op, `python -m fusedattn bench` and the pytest-benchmark
+suite (benchmarks/): interleaved timing (device events on a GPU), cases that run a mode the way
+training does, input rotation past the cache, the measured copy bandwidth, peak memory and
+environment facts. Each op's harness (fusedattn/ops/<op>/benchmarks.py) adds its shapes, byte
+floor and the implementations it compares.
+
+Implementations are always timed interleaved: round after round, each runs a block of calls in
+turn, so load that comes and goes on a shared machine lands on all of them alike and the ratios
+of one run can be trusted even when the absolute times cannot.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import platform
 import statistics
+import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import torch
 
-from . import reference
-from ._dispatch import attention_pool, available_backends
-from .testing import make_inputs
-
-MODES = ("forward", "backward", "forward+backward")
+# "inference": the forward under torch.inference_mode (no autograd at all), as served models run.
+MODES = ("forward", "backward", "forward+backward", "inference")
 BASELINES = ("eager", "torch.compile")
 
 
-@dataclass(frozen=True)
-class Shape:
-    B: int
-    C: int
-    H: int
-    W: int
-    K: int
-
-    @property
-    def N(self) -> int:
-        return self.H * self.W
-
-    @property
-    def label(self) -> str:
-        return f"{self.B},{self.C},{self.H}x{self.W},{self.K}"
-
-    @classmethod
-    def parse(cls, text: str) -> "Shape":
-        """"B,C,HxW,K" (as in SPEC.md's table) or "B,C,H,W,K"."""
-        parts = text.replace("x", ",").split(",")
-        if len(parts) != 5:
-            raise ValueError(f"a shape is 'B,C,HxW,K', got {text!r}")
-        return cls(*(int(p) for p in parts))
+def suite(op: str):
+    """An op's benchmark harness: fusedattn.ops.<op>.benchmarks."""
+    return importlib.import_module(f"fusedattn.ops.{op}.benchmarks")
 
 
-SPEC_SHAPES = tuple(Shape(*s) for s in [
-    (1, 1024, 20, 20, 8), (32, 1024, 20, 20, 8), (256, 1024, 20, 20, 8),
-    (256, 1024, 20, 20, 32), (128, 2048, 7, 7, 8), (64, 256, 56, 56, 8)])
-# Sized for a 2-core CPU: the whole default CPU report finishes in well under a minute.
-CPU_SHAPES = tuple(Shape(*s) for s in [(1, 256, 20, 20, 8), (8, 512, 14, 14, 8),
-                                       (32, 1024, 20, 20, 8)])
-
-
-def floor_bytes(shape: Shape, dtype: torch.dtype, mode: str) -> int:
-    """The fewest bytes a fused implementation moves (SPEC.md, "The floor")."""
-    e = torch.empty((), dtype=dtype).element_size()
-    F = shape.B * shape.C * shape.N * e
-    A = shape.B * shape.K * shape.N * e
-    V = shape.B * shape.K * shape.C * e
-    fwd, bwd = F + A + V, 2 * F + 2 * A + V
-    return {"forward": fwd, "backward": bwd, "forward+backward": fwd + bwd}[mode]
-
-
-def implementations(device) -> list[str]:
-    """What a report compares on `device`: the fused backends that run there, then the
-    baselines users have today."""
-    fused = [b for b in available_backends(device) if b != "reference"]
-    return fused + list(BASELINES)
-
-
-def _pool_fn(impl: str) -> Callable:
-    if impl == "eager":
-        return lambda f, a: reference.attention_pool(f.flatten(2), a.flatten(2), "sum", True)
-    if impl == "torch.compile":
-        # A fresh start per case: every case compiles this same code, and past dynamo's
-        # recompile limit later cases would silently run eagerly.
-        torch._dynamo.reset()
-        return torch.compile(
-            lambda f, a: reference.attention_pool(f.flatten(2), a.flatten(2), "sum", True),
-            dynamic=False)
-    return lambda f, a: tuple(attention_pool(f, a, backend=impl))
-
-
-def _l2_bytes(device: torch.device) -> int:
+def cache_bytes(device: torch.device) -> int:
+    """The last-level cache inputs must not fit in (L2 on a GPU, a generous LLC on a CPU)."""
     if device.type == "cuda":
         return getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 50 << 20)
     return 32 << 20
 
 
-def build_case(impl: str, shape: Shape, dtype: torch.dtype, device, mode: str,
-               layout: str = "contiguous") -> Callable[[], object]:
-    """A no-argument callable running `mode` once. It rotates among enough input sets that
-    they do not fit in the last-level cache together (so small shapes are not timed from L2)."""
-    device = torch.device(device)
-    pool = _pool_fn(impl)
-    per_set = floor_bytes(shape, dtype, "forward")
-    n_sets = max(1, min(512, math.ceil(3 * _l2_bytes(device) / max(per_set, 1))))
-    sets = []
-    for i in range(n_sets):
-        f, a = make_inputs(shape.B, shape.C, shape.H, shape.W, shape.K, dtype=dtype,
-                           layout=layout, device=device, seed=i)
-        if mode == "forward":
-            sets.append((f, a))
+def rotation_count(device, bytes_per_set: int) -> int:
+    """How many input sets a case rotates among so that they do not fit in the cache together
+    (small shapes are then not timed from cache)."""
+    return max(1, min(512, math.ceil(3 * cache_bytes(torch.device(device)) /
+                                     max(bytes_per_set, 1))))
+
+
+def make_case(call: Callable, input_sets: Sequence[tuple], mode: str) -> Callable[[], object]:
+    """A no-argument callable that runs `mode` of `call(*inputs)` once, on the next input set.
+
+    Gradients are taken as training takes them: .grad reset to None, then backward()
+    accumulating into it (as loss.backward() after optimizer.zero_grad() does), so a baseline's
+    layout copy of a gradient is counted. "backward" times the backward alone, from outputs
+    (and graphs) made beforehand."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    prepared = []
+    for inputs in input_sets:
+        if mode in ("forward", "inference"):
+            prepared.append((inputs,))
             continue
-        f.requires_grad_()
-        a.requires_grad_()
-        out = [t for t in pool(f, a) if t is not None]
-        grads = [torch.randn_like(t) for t in out]  # made once: not part of what is timed
-        sets.append((out, grads, (f, a)) if mode == "backward" else (f, a, grads))
+        leaves = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]
+        outputs = [t for t in call(*inputs) if t is not None]
+        cotangents = [torch.randn_like(t) for t in outputs]  # made once: not part of the timing
+        prepared.append((inputs, leaves, outputs if mode == "backward" else None, cotangents))
     counter = [0]
 
     def next_set():
-        counter[0] = (counter[0] + 1) % n_sets
-        return sets[counter[0]]
+        counter[0] = (counter[0] + 1) % len(prepared)
+        return prepared[counter[0]]
 
     if mode == "forward":
         def run():
             with torch.no_grad():
-                return pool(*next_set())
+                return call(*next_set()[0])
+    elif mode == "inference":
+        def run():
+            with torch.inference_mode():
+                return call(*next_set()[0])
     elif mode == "backward":
         def run():
-            out, grads, inputs = next_set()
-            return torch.autograd.grad(out, inputs, grads, retain_graph=True)
-    elif mode == "forward+backward":
-        def run():
-            f, a, grads = next_set()
-            out = [t for t in pool(f, a) if t is not None]
-            return torch.autograd.grad(out, (f, a), grads)
+            _, leaves, outputs, cotangents = next_set()
+            for t in leaves:
+                t.grad = None
+            torch.autograd.backward(outputs, cotangents, retain_graph=True)
     else:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        def run():
+            inputs, leaves, _, cotangents = next_set()
+            for t in leaves:
+                t.grad = None
+            outputs = [t for t in call(*inputs) if t is not None]
+            torch.autograd.backward(outputs, cotangents)
     return run
 
 
-def time_us(fn: Callable[[], object], device, min_time_s: float = 0.2) -> dict:
-    """Median and 20th/80th percentiles of fn's run time, in microseconds: CUDA events around
-    each call on a GPU (after warm-up), torch.utils.benchmark's blocked timer on the CPU."""
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is not None:
-        with torch.cuda.device(device):  # events and synchronization on the measured GPU
-            return time_us(fn, torch.device("cuda"), min_time_s)
-    fn()  # warm-up: compilation, autotuning and allocator growth stay out of the numbers
+def sdpa_case(device, mode: str) -> Callable[[], object]:
+    """F.scaled_dot_product_attention on tiny (2, 2, 8, 16) inputs: the yardstick of per-call
+    host overhead (the work is negligible, so the time is Python, dispatch, autograd and
+    allocation), compared with an op's "overhead" shape in the same interleaved run."""
+    g = torch.Generator().manual_seed(0)
+    qkv = [torch.randn(2, 2, 8, 16, generator=g).to(device).requires_grad_(mode != "inference")
+           for _ in range(3)]
+    return make_case(lambda q, k, v: (torch.nn.functional.scaled_dot_product_attention(q, k, v),),
+                     [tuple(qkv)], mode)
+
+
+def compile_for_benchmark(fn: Callable) -> Callable:
+    """torch.compile of a baseline, as a user would compile it, except that its backward keeps
+    its saved buffers (donated buffers would forbid the retained graph that "backward" times)."""
+    import torch._functorch.config as functorch_config
+
+    torch._dynamo.reset()  # every case compiles the same code: keep clear of recompile limits
+    compiled = torch.compile(fn, dynamic=False)
+
+    def call(*args):
+        with functorch_config.patch(donated_buffer=False):
+            return compiled(*args)
+
+    return call
+
+
+def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-        est = _cuda_time_once(fn)
-        reps = int(max(10, min(2000, min_time_s * 1e6 / max(est, 1.0))))
-        times = []
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-        for s, e in zip(starts, ends):
-            s.record()
+
+
+def _time_block(fn: Callable, calls: int, device: torch.device) -> float:
+    """Seconds per call of `calls` back-to-back calls (device events on a GPU)."""
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(calls):
             fn()
-            e.record()
-        torch.cuda.synchronize(device)
-        times = [s.elapsed_time(e) * 1e3 for s, e in zip(starts, ends)]
-    else:
-        from torch.utils.benchmark import Timer
-
-        m = Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()
-                  ).blocked_autorange(min_run_time=min_time_s)
-        times = [t * 1e6 for t in m.times]
-    q = statistics.quantiles(times, n=10) if len(times) >= 2 else times * 9
-    return {"p50": statistics.median(times), "p20": q[1], "p80": q[7], "rounds": len(times)}
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) * 1e-3 / calls
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls
 
 
-def _cuda_time_once(fn) -> float:
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    s.record()
-    fn()
-    e.record()
-    torch.cuda.synchronize()
-    return s.elapsed_time(e) * 1e3
+def time_interleaved(fns: Mapping[str, Callable[[], object]], device="cpu",
+                     min_time_s: float = 0.2, block_s: float = 0.01,
+                     max_rounds: int = 200) -> dict:
+    """Times every function in `fns` interleaved: after a warm-up, rounds in which each function
+    runs a block of back-to-back calls (about block_s long) in turn, the order rotating from
+    round to round, until every function has had min_time_s of blocks (at least 5 rounds).
+    Returns {name: {"p50", "p20", "p80" (microseconds per call, over the blocks), "rounds"}}."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is not None:
+        with torch.cuda.device(device):
+            return time_interleaved(fns, torch.device("cuda"), min_time_s, block_s, max_rounds)
+    names = list(fns)
+    calls = {}
+    for name in names:  # warm-up (compilation, allocator growth), then the block size
+        fns[name]()
+        _synchronize(device)
+        once = _time_block(fns[name], 1, device)
+        calls[name] = max(1, min(10_000, int(block_s / max(once, 1e-7))))
+    rounds = max(5, min(max_rounds, math.ceil(min_time_s / block_s)))
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times[name].append(_time_block(fns[name], calls[name], device) * 1e6)
+    out = {}
+    for name, ts in times.items():
+        q = statistics.quantiles(ts, n=10) if len(ts) >= 2 else ts * 9
+        out[name] = {"p50": statistics.median(ts), "p20": q[1], "p80": q[7], "rounds": len(ts)}
+    return out
+
+
+def time_us(fn: Callable[[], object], device="cpu", min_time_s: float = 0.2) -> dict:
+    """time_interleaved of a single function."""
+    return time_interleaved({"fn": fn}, device, min_time_s)["fn"]
 
 
 def copy_bandwidth(device, nbytes: int | None = None) -> float:
-    """Bytes per second of a device-to-device copy, counting read + write (SPEC.md's ceiling)."""
+    """Bytes per second of a device-to-device copy, counting read + write: the ceiling every
+    floor is measured against."""
     device = torch.device(device)
     nbytes = nbytes or ((1 << 30) if device.type == "cuda" else (256 << 20))
     src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
@@ -199,8 +201,9 @@ def peak_memory(fn: Callable[[], object], device) -> int | None:
 def environment(device="cpu") -> dict:
     """Versions and hardware, for every result and bug report."""
     device = torch.device(device)
-    env = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-           "platform": platform.platform(), "device": str(device)}
+    env = {"torch": torch.__version__, "cuda": torch.version.cuda,
+           "python": platform.python_version(), "platform": platform.platform(),
+           "device": str(device)}
     try:
         import triton
         env["triton"] = triton.__version__
@@ -223,6 +226,7 @@ def environment(device="cpu") -> dict:
 
 @dataclass
 class Result:
+    op: str
     shape: str
     dtype: str
     layout: str
@@ -243,21 +247,38 @@ class Result:
         return asdict(self)
 
 
-def measure(impl, shape, dtype, device, mode, layout, copy_bps, min_time_s=0.2) -> Result:
-    fn = build_case(impl, shape, dtype, device, mode, layout)
-    t = time_us(fn, device, min_time_s)
-    nbytes = floor_bytes(shape, dtype, mode)
-    tbps = nbytes / (t["p50"] * 1e-6) / 1e12
+def measure_group(op: str, shape, dtype: torch.dtype, device, mode: str, layout: str,
+                  impls: Sequence[str], copy_bps: float, min_time_s: float = 0.2,
+                  on_error: Callable[[str, Exception], None] | None = None,
+                  make: Callable | None = None) -> list:
+    """Every implementation of one (op, shape, dtype, mode, layout) group, timed interleaved;
+    results with their speedups over eager and torch.compile from this same run. An
+    implementation that fails to build is reported to on_error (or raised) and left out.
+    make(op, impl, shape, dtype, device, mode, layout) builds a case (default: the op
+    harness's make_case)."""
+    harness = suite(op)
+    cases = {}
+    for impl in impls:
+        try:
+            cases[impl] = (make(op, impl, shape, dtype, device, mode, layout) if make else
+                           harness.make_case(impl, shape, dtype, device, mode, layout))
+        except Exception as exc:  # noqa: BLE001 -- one failing impl must not hide the others
+            if on_error is None:
+                raise
+            on_error(impl, exc)
+    times = time_interleaved(cases, device, min_time_s)
+    nbytes = harness.floor_bytes(shape, dtype, mode)
     floor_us = nbytes / copy_bps * 1e6
-    return Result(shape.label, str(dtype).replace("torch.", ""), layout, mode, impl, t["p50"],
-                  t["p20"], t["p80"], nbytes, tbps, 100 * tbps * 1e12 / copy_bps,
-                  t["p50"] / floor_us, peak_memory(fn, device))
-
-
-def add_speedups(results: list[Result]) -> None:
-    by_key = {(r.shape, r.dtype, r.layout, r.mode, r.impl): r for r in results}
+    results = []
+    for impl, t in times.items():
+        tbps = nbytes / (t["p50"] * 1e-6) / 1e12
+        results.append(Result(op, shape.label, str(dtype).replace("torch.", ""), layout, mode,
+                              impl, t["p50"], t["p20"], t["p80"], nbytes, tbps,
+                              100 * tbps * 1e12 / copy_bps, t["p50"] / floor_us,
+                              peak_memory(cases[impl], device)))
+    by_impl = {r.impl: r for r in results}
     for r in results:
         for base, attr in (("eager", "speedup_vs_eager"), ("torch.compile", "speedup_vs_compile")):
-            b = by_key.get((r.shape, r.dtype, r.layout, r.mode, base))
-            if b is not None:
-                setattr(r, attr, b.p50_us / r.p50_us)
+            if base in by_impl:
+                setattr(r, attr, by_impl[base].p50_us / r.p50_us)
+    return results

@@ -1,5 +1,5 @@
-"""Test-suite helpers on top of fusedattn.testing: which backends exist, where each runs, and
-skipping (never passing) where one cannot."""
+"""Helpers of every op's test suite: which backends exist, where each runs, and skipping (never
+passing) where one cannot."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import os
 import pytest
 import torch
 
-import fusedattn
-from fusedattn.testing import (LAYOUTS, check_against_reference,  # noqa: F401 -- re-exported
-                               make_inputs, run)
+from fusedattn import backends
 
-ALL_BACKENDS = fusedattn.BACKENDS
+ALL_BACKENDS = backends.BACKEND_NAMES
 HAS_GPU = torch.cuda.is_available()
 TRITON_INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -25,13 +23,11 @@ def device_for(backend: str) -> torch.device:
     return torch.device("cpu")
 
 
-def require_backend(backend: str, dtype: torch.dtype | None = None,
-                    num_maps: int | None = None) -> torch.device:
-    """The device to test `backend` on; skips (never passes) when it cannot run there."""
+def require_backend(backend: str, dtype: torch.dtype | None = None, sizes: dict | None = None,
+                    op: str = "attention_pool") -> torch.device:
+    """The device to test `backend` of `op` on; skips (never passes) when it cannot run there."""
     device = device_for(backend)
-    why = fusedattn.backend_status(device).get(backend, f"{backend} does not run on {device}")
-    if why is None and (dtype is not None or num_maps is not None):
-        why = fusedattn._dispatch._unavailable_reason(backend, device, dtype, num_maps)
+    why = backends.unavailable_reason(op, backend, device, dtype, sizes)
     if why is not None:
         pytest.skip(f"{backend} backend unavailable: {why}")
     return device

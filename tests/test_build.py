@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import fusedattn
-from fusedattn._build import cuda_arch_unsupported, torch_mismatch
+from fusedattn._library import cuda_arch_unsupported, torch_mismatch
 
 
 def test_build_info_describes_the_build():
@@ -53,43 +53,50 @@ def test_torch_version_mismatch_names_both_versions(monkeypatch):
 @pytest.fixture
 def simulated_gpu(monkeypatch):
     """A CUDA build for sm_80 and sm_90 on a machine whose GPU is (by default) a Turing, with
-    the Triton backend unable to run either: what auto and backend='cuda' do about it."""
-    from fusedattn import _dispatch, _extension
+    the Triton backend able to run anything: what auto and backend='cuda' do about it."""
+    import dataclasses
 
-    if _extension.LOAD_ERROR:
-        pytest.skip(_extension.LOAD_ERROR)
+    from fusedattn import _library, backends
+
+    if _library.load_error():
+        pytest.skip(_library.load_error())
     info = dict(fusedattn.build_info(), cuda_built=True, cuda_archs_sass=["8.0", "9.0"],
                 cuda_archs_ptx=[])
-    monkeypatch.setattr(_extension, "build_info", lambda: info)
+    monkeypatch.setattr(_library, "build_info", lambda: info)
     monkeypatch.setattr(torch._C, "_dispatch_has_kernel_for_dispatch_key", lambda op, key: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     capability = {"value": (7, 5)}
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability["value"])
-    monkeypatch.setitem(_dispatch._BACKENDS, "triton", _dispatch._Backend(
-        "fusedattn.reference", "unavailable_reason"))  # stands in for a Triton that can run
-    monkeypatch.setattr(_dispatch, "_WARNED_DEVICES", set())
-    monkeypatch.setattr(_dispatch, "_RUNNERS", {})  # keep the stand-in out of later tests
-    monkeypatch.setattr(_dispatch, "_SELECTED", {})
+    registered = backends._OPS["attention_pool"].backends
+    monkeypatch.setitem(registered, "triton", dataclasses.replace(  # a Triton that can run
+        registered["triton"], why_not=lambda device: None))
+    for cache in ("_WARNED", "_CHOSEN", "_RUN"):  # keep the stand-ins out of later tests
+        monkeypatch.setattr(backends, cache, type(getattr(backends, cache))())
     return capability
 
 
+def _choose(backend, device, dtype, maps):
+    from fusedattn import backends
+
+    return backends.choose("attention_pool", backend, device, dtype,
+                           backends.shape_class("attention_pool", {"attention maps": maps}))
+
+
 def test_auto_falls_back_with_one_warning_when_the_gpu_arch_is_not_built(simulated_gpu):
-    from fusedattn import _dispatch
+    from fusedattn import backends
 
     device = torch.device("cuda", 0)
     with pytest.warns(RuntimeWarning, match=r"cuda backend cannot run on cuda:0: .*8\.0;9\.0 SASS.*sm_75"):
-        assert _dispatch._select("auto", device, torch.bfloat16, 8) == "triton"
+        assert _choose("auto", device, torch.bfloat16, 8) == "triton"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per device, not on every call
-        assert _dispatch._select("auto", device, torch.bfloat16, 16) == "triton"
+        assert _choose("auto", device, torch.bfloat16, 16) == "triton"
     simulated_gpu["value"] = (9, 0)
-    _dispatch._SELECTED.clear()  # a different GPU: decide again
-    assert _dispatch._select("auto", device, torch.bfloat16, 8) == "cuda"
+    backends._CHOSEN.clear()  # a different GPU: decide again
+    assert _choose("auto", device, torch.bfloat16, 8) == "cuda"
 
 
 def test_cuda_backend_names_the_gpu_arch_and_the_built_archs(simulated_gpu):
-    from fusedattn._dispatch import _select
-
     with pytest.raises(fusedattn.BackendUnavailableError) as info:
-        _select("cuda", torch.device("cuda", 0), torch.bfloat16, 8)
+        _choose("cuda", torch.device("cuda", 0), torch.bfloat16, 8)
     assert "sm_75" in str(info.value) and "8.0;9.0" in str(info.value)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fusedattn import benchmarking as bm
+from fusedattn.ops.attention_pool import benchmarks as apb
 from fusedattn.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_env_and_check(capsys):
     assert main(["env"]) == 0
     out = capsys.readouterr().out
-    assert "== environment" in out and "torch matches" in out and "backends for cpu" in out
+    assert "== environment" in out and "torch matches" in out and "attention_pool backends for cpu" in out
     assert main(["check"]) == 0
     out = capsys.readouterr().out
-    assert "cpu        float32   ok" in out and "FAILED" not in out
+    assert "attention_pool  cpu        float32   ok" in out and "FAILED" not in out
 
 
 def test_bench_writes_json_plot_and_renders(tmp_path, capsys):
@@ -43,14 +44,14 @@ def test_bench_writes_json_plot_and_renders(tmp_path, capsys):
 
 
 def test_floor_bytes_match_spec():
-    """SPEC.md: bf16, B=256 C=1024 N=20x20 K=8: bytes(F) = 210 MB; forward floor ~71 us and
+    """docs/attention_pool.md: bf16, B=256 C=1024 N=20x20 K=8: bytes(F) = 210 MB; forward floor ~71 us and
     forward+backward ~213 us at 3.02 TB/s."""
-    shape = bm.Shape.parse("256,1024,20x20,8")
-    assert shape == bm.Shape(256, 1024, 20, 20, 8)
-    fwd = bm.floor_bytes(shape, torch.bfloat16, "forward")
-    both = bm.floor_bytes(shape, torch.bfloat16, "forward+backward")
+    shape = apb.Shape.parse("256,1024,20x20,8")
+    assert shape == apb.Shape(256, 1024, 20, 20, 8)
+    fwd = apb.floor_bytes(shape, torch.bfloat16, "forward")
+    both = apb.floor_bytes(shape, torch.bfloat16, "forward+backward")
     assert 209e6 < 256 * 1024 * 400 * 2 < fwd < 216e6
     assert fwd / 3.02e12 * 1e6 == pytest.approx(71, abs=1.5)
     assert both / 3.02e12 * 1e6 == pytest.approx(213, abs=3)
     with pytest.raises(ValueError, match="B,C,HxW,K"):
-        bm.Shape.parse("1,2,3")
+        apb.Shape.parse("1,2,3")

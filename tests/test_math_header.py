@@ -1,6 +1,7 @@
-"""The per-element math header shared by the CPU and CUDA kernels, compiled on its own with
-the host compiler: the vectorizable exp against libm over a sweep of every float, the softmax
-state merge in every split order, the tie rule (tests/cpp/math_header_check.cpp)."""
+"""The per-element math headers shared by the CPU and CUDA kernels (csrc/common/math.h and
+each op's math.h), compiled on their own with the host compiler: the vectorizable exp against
+libm over a sweep of every float, the softmax state merge in every split order, the tie rule
+(tests/cpp/math_header_check.cpp)."""
 
 import shutil
 import subprocess

@@ -1,7 +1,9 @@
-// Checks csrc/attention_pool_math.h on the host: the vectorizable exp_ against libm's expf over
-// a sweep of every float bit pattern (stride 97), and the softmax state merge. Prints one line
-// per check; exits 1 on a failure. Built and run by tests/test_math_header.py.
-#include "../../csrc/attention_pool_math.h"
+// Checks the shared math headers on the host: csrc/common/math.h's vectorizable exp_ against
+// libm's expf over a sweep of every float bit pattern (stride 97) and its softmax state merge,
+// and csrc/attention_pool/math.h's tie rule. Prints one line per check; exits 1 on a failure.
+// Built and run by tests/test_math_header.py.
+#include "../../csrc/attention_pool/math.h"
+#include "../../csrc/common/math.h"
 
 #include <cmath>
 #include <cstdio>
@@ -57,7 +59,8 @@ int main() {
   failures += worst_lse > 1e-5 || empty.sum != 0.f;
 
   // Tie rule: only a strictly larger candidate replaces the winner.
-  failures += fm::replaces_winner(1.f, 1.f) || !fm::replaces_winner(1.f, 0.5f);
+  namespace am = fusedattn::attention_pool::math;
+  failures += am::replaces_winner(1.f, 1.f) || !am::replaces_winner(1.f, 0.5f);
   std::printf("%s\n", failures ? "FAILED" : "ok");
   return failures ? 1 : 0;
 }

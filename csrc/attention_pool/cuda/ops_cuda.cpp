@@ -1,0 +1,101 @@
+// Host side of the attention_pool CUDA ops (torch's stable ABI, like the CPU ops): argument
+// checks and allocation (host.h, shared with the CPU ops), the device guard and the caller's
+// current stream (so CUDA graphs and torch.compile capture the launches), and the dtype switch.
+// The kernels are in forward.cu and backward.cu.
+#include "../../common/cuda/host.h"
+#include "../../common/library.h"
+#include "../host.h"
+#include "kernels.h"
+
+#include <torch/csrc/stable/library.h>
+#include <torch/csrc/stable/ops.h>
+
+namespace fusedattn {
+namespace attention_pool {
+namespace cuda {
+namespace {
+
+using ::fusedattn::cuda::current_stream;
+using ::fusedattn::cuda::DeviceGuard;
+using ::fusedattn::cuda::kernel_dtype;
+
+void check_cuda_shape(const Shape& sh) {
+  FUSEDATTN_CHECK(sh.K <= kMaxMaps, "the cuda backend supports up to ", kMaxMaps,
+                  " attention maps, got K=", sh.K, " (use backend='triton' or 'reference')");
+  FUSEDATTN_CHECK(sh.B <= INT32_MAX, "the cuda backend supports up to 2^31 - 1 samples, got B=",
+                  sh.B);
+}
+
+// Launch errors are sticky until read: drain any left by earlier, unrelated work before
+// launching, so that the check after the launch reports this launch's own.
+void clear_stale_error() { (void)cudaGetLastError(); }
+
+void check_launch() {
+  const cudaError_t err = cudaGetLastError();
+  FUSEDATTN_CHECK(err == cudaSuccess, "CUDA kernel launch failed: ", cudaGetErrorString(err));
+}
+
+// The backward's gw_splits scratch holds splits x (B x K x N) floats: as many splits as fit in
+// 64 MB, and at least 8 (a bound on the scratch for huge K x N, not on parallelism at the
+// usual sizes: B=1, K=8, N=400 fits 5000 splits).
+int64_t max_backward_splits(const Shape& sh) {
+  const int64_t gw_bytes = sh.B * sh.K * sh.N * static_cast<int64_t>(sizeof(float));
+  const int64_t fit = (int64_t(64) << 20) / (gw_bytes > 0 ? gw_bytes : 1);
+  return fit > 8 ? fit : 8;
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cuda(
+    const Tensor& features, const Tensor& logits, const std::string& pool,
+    bool compute_diversity) {
+  const Shape sh = check_forward_args(features, logits, pool);
+  check_cuda_shape(sh);
+  const DType dtype = kernel_dtype(features);
+  const DeviceGuard guard(features);
+  auto [pooled, importance, diversity, logsumexp] =
+      allocate_forward_outputs(features, sh, compute_diversity);
+  if (sh.B == 0) return {pooled, importance, diversity, logsumexp};
+  ForwardParams p = forward_params(
+      features, logits, sh, pooled, importance,
+      compute_diversity ? std::optional<Tensor>(diversity) : std::nullopt, logsumexp);
+  p.splits = num_splits(sh.B, sh.C, features.get_device_index(), INT32_MAX);
+  clear_stale_error();
+  launch_forward(p, dtype, current_stream(features));
+  check_launch();
+  return {pooled, importance, diversity, logsumexp};
+}
+
+std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
+    const Tensor& grad_pooled, const Tensor& grad_importance,
+    const std::optional<Tensor>& grad_diversity, const Tensor& features, const Tensor& logits,
+    const Tensor& importance, const Tensor& logsumexp, const std::string& pool) {
+  const Shape sh = check_backward_args(grad_pooled, grad_importance, grad_diversity, features,
+                                           logits, importance, logsumexp, pool);
+  check_cuda_shape(sh);
+  const DType dtype = kernel_dtype(features);
+  const DeviceGuard guard(features);
+  auto [grad_features, grad_logits] = allocate_backward_outputs(features, logits);
+  if (sh.B == 0) return {grad_features, grad_logits};
+  BackwardInputs inputs;
+  BackwardParams p =
+      backward_params(grad_pooled, grad_importance, grad_diversity, features, logits, importance,
+                      logsumexp, sh, grad_features, grad_logits, inputs);
+  p.splits = num_splits(sh.B, sh.C, features.get_device_index(), max_backward_splits(sh));
+  // The only [B, *, K, N] intermediate: each channel split's share of gw, in float32.
+  Tensor gw_splits = torch::stable::new_empty(inputs.importance, {sh.B, p.splits, sh.K, sh.N});
+  p.gw_splits = gw_splits.mutable_data_ptr<float>();
+  clear_stale_error();
+  launch_backward(p, dtype, current_stream(features));
+  check_launch();
+  return {grad_features, grad_logits};
+}
+
+}  // namespace
+
+STABLE_TORCH_LIBRARY_IMPL(FUSEDATTN_LIBRARY, FUSEDATTN_CUDA_DISPATCH_KEY, m) {
+  m.impl("attention_pool_fwd", TORCH_BOX(&attention_pool_fwd_cuda));
+  m.impl("attention_pool_bwd", TORCH_BOX(&attention_pool_bwd_cuda));
+}
+
+}  // namespace cuda
+}  // namespace attention_pool
+}  // namespace fusedattn

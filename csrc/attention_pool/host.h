@@ -1,0 +1,57 @@
+// Host-side contract of the attention_pool ops, shared by their CPU and CUDA implementations:
+// argument checks, output allocation and the kernels' params. Written against torch's stable
+// ABI (torch/csrc/stable, TORCH_TARGET_VERSION 2.10), so one build of the extension loads into
+// any torch from 2.10 on. The op schemas are in ops.cpp; the math in docs/attention_pool.md.
+#pragma once
+
+#include "../common/checks.h"
+#include "params.h"
+
+#include <optional>
+#include <string>
+#include <tuple>
+
+namespace fusedattn {
+namespace attention_pool {
+
+// Sizes of one call. Features are (B, C, N), logits (B, K, N), both with arbitrary strides.
+struct Shape {
+  int64_t B, C, K, N;
+  bool mean_pool;
+};
+
+Shape check_forward_args(const Tensor& features, const Tensor& logits, const std::string& pool);
+
+Shape check_backward_args(const Tensor& grad_pooled, const Tensor& grad_importance,
+                          const std::optional<Tensor>& grad_diversity, const Tensor& features,
+                          const Tensor& logits, const Tensor& importance,
+                          const Tensor& logsumexp, const std::string& pool);
+
+// (pooled (B,K,C) in the features' dtype, importance (B,K), diversity (B,) or (0,) when not
+// computed, logsumexp (B,K)), all contiguous, uninitialized, on the features' device.
+std::tuple<Tensor, Tensor, Tensor, Tensor> allocate_forward_outputs(
+    const Tensor& features, const Shape& shape, bool compute_diversity);
+
+// (grad_features, grad_logits) laid out like features and logits (channels_last stays
+// channels_last), uninitialized.
+std::tuple<Tensor, Tensor> allocate_backward_outputs(const Tensor& features, const Tensor& logits);
+
+// The kernels' view of a forward call (splits left 0: the CUDA host sets them).
+ForwardParams forward_params(const Tensor& features, const Tensor& logits, const Shape& shape,
+                             const Tensor& pooled, const Tensor& importance,
+                             const std::optional<Tensor>& diversity, const Tensor& logsumexp);
+
+// The kernels' view of a backward call. The small per-sample inputs are made contiguous (the
+// features never are); `inputs` keeps those copies alive as long as the params are used.
+struct BackwardInputs {
+  Tensor grad_pooled, grad_importance, grad_diversity, importance, logsumexp;
+};
+BackwardParams backward_params(const Tensor& grad_pooled, const Tensor& grad_importance,
+                               const std::optional<Tensor>& grad_diversity,
+                               const Tensor& features, const Tensor& logits,
+                               const Tensor& importance, const Tensor& logsumexp,
+                               const Shape& shape, const Tensor& grad_features,
+                               const Tensor& grad_logits, BackwardInputs& inputs);
+
+}  // namespace attention_pool
+}  // namespace fusedattn

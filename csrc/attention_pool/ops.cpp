@@ -1,0 +1,22 @@
+// The attention_pool op schemas, shared by the CPU and CUDA implementations (one
+// STABLE_TORCH_LIBRARY_IMPL each). Fake kernels and autograd are registered from Python
+// (fusedattn/attention_pool/autograd.py), as torch.library recommends, so torch.compile sees
+// plain ops. The math: docs/attention_pool.md.
+#include <torch/csrc/stable/library.h>
+
+#include "../common/library.h"
+
+STABLE_TORCH_LIBRARY_FRAGMENT(FUSEDATTN_LIBRARY, m) {
+  // features (B, C, N), logits (B, K, N), any strides. Returns pooled (B, K, C) in the features'
+  // dtype; importance (B, K), diversity (B,) ((0,) if not computed) and the per-(b, k)
+  // log-sum-exp of the logits that the backward needs, in float32 (float64 for float64 inputs).
+  m.def(
+      "attention_pool_fwd(Tensor features, Tensor logits, str pool, bool compute_diversity)"
+      " -> (Tensor pooled, Tensor importance, Tensor diversity, Tensor logsumexp)");
+  // One pass over the features: grad_features (laid out like features) and grad_logits.
+  // grad_diversity None means the loss did not use the diversity term.
+  m.def(
+      "attention_pool_bwd(Tensor grad_pooled, Tensor grad_importance, Tensor? grad_diversity,"
+      " Tensor features, Tensor logits, Tensor importance, Tensor logsumexp, str pool)"
+      " -> (Tensor grad_features, Tensor grad_logits)");
+}
