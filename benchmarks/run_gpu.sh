@@ -44,7 +44,7 @@ if want wheel; then
     "$OLDPWD/tests/test_cuda.py" "$OLDPWD/tests/test_build.py" 2>&1 | tail -3) || status=1
 fi
 if want bench; then
-  step "benchmark report (SPEC.md shapes, bfloat16)"
+  step "benchmark report (the spec shapes, bfloat16)"
   $PY -m fusedattn bench --shapes spec --dtype bfloat16 --modes forward,forward+backward \
     --json "$OUT/$STAMP-bf16.json" --plot "$OUT/$STAMP-bf16.png" 2>&1 | grep -v "it/s" || status=1
   step "pytest-benchmark suite"

@@ -8,10 +8,16 @@ from __future__ import annotations
 import torch
 
 _CASTABLE = (torch.float32, torch.float16, torch.bfloat16)
+# One C call answers "is autocast on anywhere?" (the common answer, no): the per-call check.
+_any_enabled = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
 
 
-def autocast_dtype(device_type: str):
-    """The dtype autocast casts to on this device type, or None when autocast is off."""
+def autocast_dtype(t):
+    """The dtype autocast casts to on tensor t's device type, or None when autocast is off
+    there (or t is not a tensor)."""
+    if not _any_enabled() or not isinstance(t, torch.Tensor):
+        return None
+    device_type = t.device.type
     if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
         return torch.get_autocast_dtype(device_type)
     return None

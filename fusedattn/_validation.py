@@ -62,3 +62,4 @@ def prod(dims) -> int:
     for d in dims:
         out *= d
     return out
+

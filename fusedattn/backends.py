@@ -159,6 +159,7 @@ def _warn_once(message: str) -> None:
 # two dict lookups.
 _CHOSEN: dict = {}
 _RUN: dict = {}
+_RUN_FOR: dict = {}  # the two combined, for eager calls
 
 
 def choose(op: str, backend: str, device: torch.device, dtype: torch.dtype,
@@ -216,6 +217,14 @@ def _choose_uncached(op: str, backend: str, device: torch.device, dtype: torch.d
 
 def implementation(op: str, backend: str, device: torch.device, dtype: torch.dtype,
                    sizes: Mapping[str, int]) -> Callable:
-    """The run function for one call: `choose` (cached) and `run_function`."""
-    return run_function(op, choose(op, backend, device, dtype, shape_class(op, sizes)))
-
+    """The run function for one call: `choose` and `run_function`, behind one dict lookup in
+    eager mode (this runs on every call of every op); under torch.compile, the constant
+    `choose`."""
+    size_class = shape_class(op, sizes)
+    if torch.compiler.is_compiling():
+        return run_function(op, choose(op, backend, device, dtype, size_class))
+    key = (op, backend, device, dtype, size_class)
+    run = _RUN_FOR.get(key)
+    if run is None:
+        run = _RUN_FOR[key] = run_function(op, choose(op, backend, device, dtype, size_class))
+    return run

@@ -45,13 +45,17 @@ def rotation_count(device, bytes_per_set: int) -> int:
                                      max(bytes_per_set, 1))))
 
 
-def make_case(call: Callable, input_sets: Sequence[tuple], mode: str) -> Callable[[], object]:
+def make_case(call: Callable, input_sets: Sequence[tuple], mode: str,
+              scalar_loss: bool = False) -> Callable[[], object]:
     """A no-argument callable that runs `mode` of `call(*inputs)` once, on the next input set.
 
     Gradients are taken as training takes them: .grad reset to None, then backward()
     accumulating into it (as loss.backward() after optimizer.zero_grad() does), so a baseline's
-    layout copy of a gradient is counted. "backward" times the backward alone, from outputs
-    (and graphs) made beforehand."""
+    layout copy of a gradient is counted. The loss is sum_i <output_i, cotangent_i> with random
+    cotangents (backpropagated without materializing it), or with scalar_loss the sum of every
+    output's sum, as a training step writes it (for per-call overhead, where how the loss is
+    made is part of the cost). "backward" times the backward alone, from outputs (and graphs)
+    made beforehand."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     prepared = []
@@ -83,6 +87,12 @@ def make_case(call: Callable, input_sets: Sequence[tuple], mode: str) -> Callabl
             for t in leaves:
                 t.grad = None
             torch.autograd.backward(outputs, cotangents, retain_graph=True)
+    elif scalar_loss:
+        def run():
+            inputs, leaves, _, _ = next_set()
+            for t in leaves:
+                t.grad = None
+            sum(t.sum() for t in call(*inputs) if t is not None).backward()
     else:
         def run():
             inputs, leaves, _, cotangents = next_set()
@@ -101,7 +111,7 @@ def sdpa_case(device, mode: str) -> Callable[[], object]:
     qkv = [torch.randn(2, 2, 8, 16, generator=g).to(device).requires_grad_(mode != "inference")
            for _ in range(3)]
     return make_case(lambda q, k, v: (torch.nn.functional.scaled_dot_product_attention(q, k, v),),
-                     [tuple(qkv)], mode)
+                     [tuple(qkv)], mode, scalar_loss=True)
 
 
 def compile_for_benchmark(fn: Callable) -> Callable:

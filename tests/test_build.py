@@ -70,7 +70,7 @@ def simulated_gpu(monkeypatch):
     registered = backends._OPS["attention_pool"].backends
     monkeypatch.setitem(registered, "triton", dataclasses.replace(  # a Triton that can run
         registered["triton"], why_not=lambda device: None))
-    for cache in ("_WARNED", "_CHOSEN", "_RUN"):  # keep the stand-ins out of later tests
+    for cache in ("_WARNED", "_CHOSEN", "_RUN", "_RUN_FOR"):  # keep stand-ins out of later tests
         monkeypatch.setattr(backends, cache, type(getattr(backends, cache))())
     return capability
 
@@ -93,6 +93,7 @@ def test_auto_falls_back_with_one_warning_when_the_gpu_arch_is_not_built(simulat
         assert _choose("auto", device, torch.bfloat16, 16) == "triton"
     simulated_gpu["value"] = (9, 0)
     backends._CHOSEN.clear()  # a different GPU: decide again
+    backends._RUN_FOR.clear()
     assert _choose("auto", device, torch.bfloat16, 8) == "cuda"
 
 

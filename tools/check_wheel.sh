@@ -2,9 +2,11 @@
 # Builds a wheel for chosen GPU archs on a machine with no GPU and verifies it the way a user
 # would, then checks the sdist. Run by CI (.ci/run), after `make test` set up .venv:
 #   tools/check_wheel.sh                 # FUSEDATTN_CUDA_ARCHS defaults to "8.0;9.0"
-# 1. pip wheel (compile only), 2. cuobjdump: exactly those SASS targets (and PTX only where
-# "+PTX" asked for it), 3. a fresh venv beside the existing torch: install, import,
-# build_info, a cpu-backend smoke test, 4. the sdist holds csrc/ and builds.
+# 1. pip wheel (compile only), then auditwheel repair to a manylinux tag (torch's and CUDA's own
+# libraries are left out: torch provides them at run time), 2. cuobjdump: exactly those SASS
+# targets (and PTX only where "+PTX" asked for it), 3. a fresh venv beside the existing torch:
+# install, import, build_info, a cpu-backend smoke test, 4. the sdist holds csrc/ and docs/ and
+# builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -17,13 +19,22 @@ trap 'rm -rf "$WORK"' EXIT
 echo "== wheel for $ARCHS"
 start=$(date +%s)
 FUSEDATTN_CUDA_ARCHS="$ARCHS" FORCE_CUDA=1 "$PY" -m pip wheel -q --no-build-isolation --no-deps \
-  -w "$WORK/dist" .
+  -w "$WORK/raw" .
+echo "built $(basename "$(ls "$WORK"/raw/fusedattn-*.whl)") in $(( $(date +%s) - start )) s"
+# Package indexes take manylinux wheels only. torch's libraries (libc10, libtorch*) and the CUDA
+# runtime come with torch; grafting copies of them into the wheel would load twice.
+"$PY" -m auditwheel repair -w "$WORK/dist" --plat "${MANYLINUX:-manylinux_2_34_x86_64}" \
+  --exclude 'libc10*.so' --exclude 'libtorch*.so' --exclude 'libcudart.so*' \
+  "$WORK"/raw/fusedattn-*.whl > "$WORK/auditwheel.log" 2>&1 || { cat "$WORK/auditwheel.log"; exit 1; }
 WHEEL=$(ls "$WORK"/dist/fusedattn-*.whl)
-echo "built $(basename "$WHEEL") in $(( $(date +%s) - start )) s"
+echo "repaired: $(basename "$WHEEL")"
 case "$(basename "$WHEEL")" in
-  *+cu*torch*-cp310-abi3-*) ;;
-  *) echo "unexpected wheel name (want +cuXYZtorchA.B, cp310-abi3)"; exit 1 ;;
+  *+cu*torch*-cp310-abi3-manylinux_*_x86_64.whl) ;;
+  *) echo "unexpected wheel name (want +cuXYZtorchA.B, cp310-abi3, a manylinux tag)"; exit 1 ;;
 esac
+if "$PY" -m zipfile -l "$WHEEL" | grep -q "fusedattn.libs/"; then
+  echo "auditwheel grafted libraries into the wheel:"; "$PY" -m zipfile -l "$WHEEL" | grep "fusedattn.libs/"; exit 1
+fi
 
 echo "== SASS and PTX in the library"
 # cuobjdump: the toolkit's, else the one Triton ships (this machine's toolkit has none).
@@ -72,8 +83,9 @@ echo "== sdist"
 "$PY" setup.py -q sdist -d "$WORK/sdist" > /dev/null 2>&1
 SDIST=$(ls "$WORK"/sdist/fusedattn-*.tar.gz)
 listing=$(tar -tzf "$SDIST")
-for f in csrc/attention_pool_math.h csrc/cuda/common.cuh csrc/cuda/attention_pool_fwd.cu \
-         csrc/cpu/attention_pool_cpu_kernels.h csrc/attention_pool_ops.cpp; do
+for f in csrc/module.cpp csrc/common/math.h csrc/common/cpu/vec.h csrc/attention_pool/ops.cpp \
+         csrc/attention_pool/cuda/forward.cu csrc/attention_pool/cpu/kernels_impl.h \
+         docs/attention_pool.md; do
   grep -q "/$f\$" <<< "$listing" || { echo "sdist lacks $f"; exit 1; }
 done
 if grep -q "_build_info.json" <<< "$listing"; then echo "sdist carries a build stamp"; exit 1; fi

@@ -7,28 +7,28 @@ namespace attention_pool {
 
 using torch::headeronly::toString;
 
-Shape check_forward_args(const Tensor& features, const Tensor& logits,
-                             const std::string& pool) {
-  FUSEDATTN_CHECK(features.dim() == 3, "features must be 3-D (B, C, N), got shape ",
-                  sizes_string(features));
-  FUSEDATTN_CHECK(logits.dim() == 3, "attn_logits must be 3-D (B, K, N), got shape ",
-                  sizes_string(logits));
+Shape check_forward_args(const Tensor& features, const Tensor& logits, const std::string& pool) {
+  const PixelRows f = pixel_rows(features, "features");
+  const PixelRows a = pixel_rows(logits, "attn_logits");
   FUSEDATTN_CHECK(is_supported_dtype(features.scalar_type()),
                   "features must be float16, bfloat16, float32 or float64, got ",
                   toString(features.scalar_type()));
   check_dtype(logits, "attn_logits", features.scalar_type());
   check_same_device(logits, "attn_logits", features, "features");
-  const int64_t B = features.size(0), C = features.size(1), N = features.size(2);
-  FUSEDATTN_CHECK(logits.size(0) == B, "batch mismatch: features ", sizes_string(features),
+  FUSEDATTN_CHECK(a.batch == f.batch, "batch mismatch: features ", sizes_string(features),
                   " vs attn_logits ", sizes_string(logits));
-  FUSEDATTN_CHECK(logits.size(2) == N, "spatial size mismatch: features ",
-                  sizes_string(features), " vs attn_logits ", sizes_string(logits));
-  FUSEDATTN_CHECK(logits.size(1) > 0, "attn_logits must have K >= 1 maps, got shape ",
+  const bool both_4d = features.dim() == 4 && logits.dim() == 4;
+  FUSEDATTN_CHECK(a.pixels == f.pixels && (!both_4d || (features.size(2) == logits.size(2) &&
+                                                        features.size(3) == logits.size(3))),
+                  "spatial size mismatch: features ", sizes_string(features), " vs attn_logits ",
                   sizes_string(logits));
-  FUSEDATTN_CHECK(N > 0, "the spatial size must be >= 1, got features ", sizes_string(features));
+  FUSEDATTN_CHECK(a.rows > 0, "attn_logits must have K >= 1 maps, got shape ",
+                  sizes_string(logits));
+  FUSEDATTN_CHECK(f.pixels > 0, "the spatial size must be >= 1, got features ",
+                  sizes_string(features));
   FUSEDATTN_CHECK(pool == "sum" || pool == "mean", "pool must be 'sum' or 'mean', got '", pool,
                   "'");
-  return Shape{B, C, logits.size(1), N, pool == "mean"};
+  return Shape{f.batch, f.rows, a.rows, f.pixels, pool == "mean"};
 }
 
 Shape check_backward_args(const Tensor& grad_pooled, const Tensor& grad_importance,
@@ -60,10 +60,9 @@ Shape check_backward_args(const Tensor& grad_pooled, const Tensor& grad_importan
 std::tuple<Tensor, Tensor, Tensor, Tensor> allocate_forward_outputs(
     const Tensor& features, const Shape& s, bool compute_diversity) {
   const ScalarType acc = accumulate_dtype(features.scalar_type());
-  using torch::stable::new_empty;
-  return {new_empty(features, {s.B, s.K, s.C}), new_empty(features, {s.B, s.K}, acc),
-          new_empty(features, {compute_diversity ? s.B : 0}, acc),
-          new_empty(features, {s.B, s.K}, acc)};
+  return {empty_on(features, {s.B, s.K, s.C}, features.scalar_type()),
+          empty_on(features, {s.B, s.K}, acc), empty_on(features, {compute_diversity ? s.B : 0}, acc),
+          empty_on(features, {s.B, s.K}, acc)};
 }
 
 std::tuple<Tensor, Tensor> allocate_backward_outputs(const Tensor& features,
@@ -81,8 +80,9 @@ ForwardParams forward_params(const Tensor& features, const Tensor& logits, const
   p.importance = importance.mutable_data_ptr();
   p.logsumexp = logsumexp.mutable_data_ptr();
   p.diversity = diversity.has_value() ? diversity->mutable_data_ptr() : nullptr;
-  p.sfb = features.stride(0), p.sfc = features.stride(1), p.sfn = features.stride(2);
-  p.sab = logits.stride(0), p.sak = logits.stride(1), p.san = logits.stride(2);
+  const PixelRows f = pixel_rows(features, "features"), a = pixel_rows(logits, "attn_logits");
+  p.sfb = f.stride_batch, p.sfc = f.stride_row, p.sfn = f.stride_pixel;
+  p.sab = a.stride_batch, p.sak = a.stride_row, p.san = a.stride_pixel;
   p.B = sh.B, p.C = sh.C, p.K = sh.K, p.N = sh.N, p.mean_pool = sh.mean_pool;
   return p;
 }
@@ -93,12 +93,11 @@ BackwardParams backward_params(const Tensor& grad_pooled, const Tensor& grad_imp
                                const Tensor& importance, const Tensor& logsumexp,
                                const Shape& sh, const Tensor& grad_features,
                                const Tensor& grad_logits, BackwardInputs& in) {
-  using torch::stable::contiguous;
-  in.grad_pooled = contiguous(grad_pooled);
-  in.grad_importance = contiguous(grad_importance);
-  in.importance = contiguous(importance);
-  in.logsumexp = contiguous(logsumexp);
-  if (grad_diversity.has_value()) in.grad_diversity = contiguous(*grad_diversity);
+  in.grad_pooled = as_contiguous(grad_pooled);
+  in.grad_importance = as_contiguous(grad_importance);
+  in.importance = as_contiguous(importance);
+  in.logsumexp = as_contiguous(logsumexp);
+  if (grad_diversity.has_value()) in.grad_diversity = as_contiguous(*grad_diversity);
   BackwardParams p{};
   p.grad_pooled = in.grad_pooled.const_data_ptr();
   p.grad_importance = in.grad_importance.const_data_ptr();
@@ -109,10 +108,13 @@ BackwardParams backward_params(const Tensor& grad_pooled, const Tensor& grad_imp
   p.logsumexp = in.logsumexp.const_data_ptr();
   p.grad_features = grad_features.mutable_data_ptr();
   p.grad_logits = grad_logits.mutable_data_ptr();
-  p.sfb = features.stride(0), p.sfc = features.stride(1), p.sfn = features.stride(2);
-  p.sab = logits.stride(0), p.sak = logits.stride(1), p.san = logits.stride(2);
-  p.gfb = grad_features.stride(0), p.gfc = grad_features.stride(1), p.gfn = grad_features.stride(2);
-  p.gab = grad_logits.stride(0), p.gak = grad_logits.stride(1), p.gan = grad_logits.stride(2);
+  const PixelRows f = pixel_rows(features, "features"), a = pixel_rows(logits, "attn_logits");
+  const PixelRows gf = pixel_rows(grad_features, "grad_features");
+  const PixelRows ga = pixel_rows(grad_logits, "grad_logits");
+  p.sfb = f.stride_batch, p.sfc = f.stride_row, p.sfn = f.stride_pixel;
+  p.sab = a.stride_batch, p.sak = a.stride_row, p.san = a.stride_pixel;
+  p.gfb = gf.stride_batch, p.gfc = gf.stride_row, p.gfn = gf.stride_pixel;
+  p.gab = ga.stride_batch, p.gak = ga.stride_row, p.gan = ga.stride_pixel;
   p.B = sh.B, p.C = sh.C, p.K = sh.K, p.N = sh.N, p.mean_pool = sh.mean_pool;
   return p;
 }

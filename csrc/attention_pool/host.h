@@ -14,7 +14,8 @@
 namespace fusedattn {
 namespace attention_pool {
 
-// Sizes of one call. Features are (B, C, N), logits (B, K, N), both with arbitrary strides.
+// Sizes of one call. Features are (B, C, N) or (B, C, H, W), logits (B, K, N) or (B, K, H, W)
+// (H and W mergeable into one pixel axis: common/checks.h's pixel_rows), any strides.
 struct Shape {
   int64_t B, C, K, N;
   bool mean_pool;

@@ -7,13 +7,15 @@
 #include "../common/library.h"
 
 STABLE_TORCH_LIBRARY_FRAGMENT(FUSEDATTN_LIBRARY, m) {
-  // features (B, C, N), logits (B, K, N), any strides. Returns pooled (B, K, C) in the features'
-  // dtype; importance (B, K), diversity (B,) ((0,) if not computed) and the per-(b, k)
+  // features (B, C, N) or (B, C, H, W), logits (B, K, N) or (B, K, H, W), any strides that let
+  // H and W merge into one pixel axis (NCHW, channels_last, sliced channels: no copy). Returns
+  // pooled (B, K, C) in the features' dtype; importance (B, K), diversity (B,) ((0,) if not computed) and the per-(b, k)
   // log-sum-exp of the logits that the backward needs, in float32 (float64 for float64 inputs).
   m.def(
       "attention_pool_fwd(Tensor features, Tensor logits, str pool, bool compute_diversity)"
       " -> (Tensor pooled, Tensor importance, Tensor diversity, Tensor logsumexp)");
-  // One pass over the features: grad_features (laid out like features) and grad_logits.
+  // One pass over the features: grad_features and grad_logits, shaped and laid out like
+  // features and logits.
   // grad_diversity None means the loss did not use the diversity term.
   m.def(
       "attention_pool_bwd(Tensor grad_pooled, Tensor grad_importance, Tensor? grad_diversity,"

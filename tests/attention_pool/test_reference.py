@@ -1,5 +1,6 @@
-"""The reference backend against an independent float64 formulation of SPEC.md (numpy, written
-here, with SPEC's hand-derived backward), and gradcheck of the differentiable backends."""
+"""The reference backend against an independent float64 formulation of the spec
+(docs/attention_pool.md; numpy, written here, with the spec's hand-derived backward), and
+gradcheck of the differentiable backends."""
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from helpers import require_backend
 
 def numpy_attention_pool(f, a, alpha, gv, gs, gd):
     """One sample, float64 numpy: f (C, N), a (K, N). Returns (v, s, div, gf, ga) with the
-    backward written from SPEC.md's formulas, not from autograd."""
+    backward written from the spec's formulas, not from autograd."""
     K, N = a.shape
     sig = 1.0 / (1.0 + np.exp(-a))
     g = sig.mean(axis=1)

@@ -20,7 +20,7 @@ CASES = [
     (4, 64, 20, 20, 8),
     (1, 24, 56, 56, 3),
 ]
-# SPEC.md's benchmark shapes (GPU only: too large for the CPU suite).
+# The spec's benchmark shapes (docs/attention_pool.md; GPU only: too large for the CPU suite).
 SPEC_SHAPES = [(s.B, s.C, s.H, s.W, s.K) for s in SPEC_BENCHMARK_SHAPES]
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 
@@ -67,7 +67,7 @@ def test_all_zero_logits_ties(backend, dtype):
     N = H * W
     torch.testing.assert_close(out.importance.cpu(), torch.full((B, K), 1 / K, dtype=out.importance.dtype))
     torch.testing.assert_close(out.diversity.cpu(), torch.full((B,), 1 - 1 / K, dtype=out.diversity.dtype))
-    # Only the diversity loss (gd = 1, gv = gs = 0), with SPEC's backward worked out by hand:
+    # Only the diversity loss (gd = 1, gv = gs = 0), with the spec's backward worked out by hand:
     # sig = 1/2, s = 1/K, p = 1/N and map 0 wins every pixel, so gp[0, n] = -s and
     # p (gp - sum_m p gp) = 0 for every map; gs_tot = (-1, 0, ..., 0), and the only gradient
     # left flows through the importance softmax: ga[k, n] = sig (1 - sig) gg[k] / N.

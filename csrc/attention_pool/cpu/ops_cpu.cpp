@@ -34,8 +34,10 @@ Kernels<scalar_t> kernels_for(Isa isa) {
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cpu(
-    const Tensor& features, const Tensor& logits, const std::string& pool,
+    const Tensor& features_in, const Tensor& logits_in, const std::string& pool,
     bool compute_diversity) {
+  // 4-D inputs whose pixels do not merge into one axis are read from a contiguous copy.
+  const Tensor features = as_mergeable(features_in), logits = as_mergeable(logits_in);
   const Shape sh = check_forward_args(features, logits, pool);
   auto [pooled, importance, diversity, logsumexp] =
       allocate_forward_outputs(features, sh, compute_diversity);
@@ -55,8 +57,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cpu(
 
 std::tuple<Tensor, Tensor> attention_pool_bwd_cpu(
     const Tensor& grad_pooled, const Tensor& grad_importance,
-    const std::optional<Tensor>& grad_diversity, const Tensor& features, const Tensor& logits,
+    const std::optional<Tensor>& grad_diversity, const Tensor& features_in, const Tensor& logits_in,
     const Tensor& importance, const Tensor& logsumexp, const std::string& pool) {
+  // 4-D inputs whose pixels do not merge into one axis are read from a contiguous copy.
+  const Tensor features = as_mergeable(features_in), logits = as_mergeable(logits_in);
   const Shape sh = check_backward_args(grad_pooled, grad_importance, grad_diversity, features,
                                        logits, importance, logsumexp, pool);
   auto [grad_features, grad_logits] = allocate_backward_outputs(features, logits);

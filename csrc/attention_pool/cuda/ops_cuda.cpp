@@ -45,8 +45,10 @@ int64_t max_backward_splits(const Shape& sh) {
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cuda(
-    const Tensor& features, const Tensor& logits, const std::string& pool,
+    const Tensor& features_in, const Tensor& logits_in, const std::string& pool,
     bool compute_diversity) {
+  // 4-D inputs whose pixels do not merge into one axis are read from a contiguous copy.
+  const Tensor features = as_mergeable(features_in), logits = as_mergeable(logits_in);
   const Shape sh = check_forward_args(features, logits, pool);
   check_cuda_shape(sh);
   const DType dtype = kernel_dtype(features);
@@ -66,8 +68,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cuda(
 
 std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
     const Tensor& grad_pooled, const Tensor& grad_importance,
-    const std::optional<Tensor>& grad_diversity, const Tensor& features, const Tensor& logits,
+    const std::optional<Tensor>& grad_diversity, const Tensor& features_in, const Tensor& logits_in,
     const Tensor& importance, const Tensor& logsumexp, const std::string& pool) {
+  // 4-D inputs whose pixels do not merge into one axis are read from a contiguous copy.
+  const Tensor features = as_mergeable(features_in), logits = as_mergeable(logits_in);
   const Shape sh = check_backward_args(grad_pooled, grad_importance, grad_diversity, features,
                                            logits, importance, logsumexp, pool);
   check_cuda_shape(sh);

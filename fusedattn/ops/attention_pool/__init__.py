@@ -67,12 +67,13 @@ def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: s
     Under torch.autocast it runs in the autocast dtype, like a matmul (it is one): pooled comes
     out in it; importance and diversity stay float32.
     """
-    amp = autocast_dtype(features.device.type) if isinstance(features, torch.Tensor) else None
+    amp = autocast_dtype(features)
     if amp is not None:
         features, attn_logits = cast(features, amp), cast(attn_logits, amp)
-    f3, a3 = validate_inputs(features, attn_logits, pool, compute_diversity)
-    run = implementation(OP, backend, f3.device, f3.dtype, {"attention maps": a3.shape[1]})
+    validate_inputs(features, attn_logits, pool, compute_diversity)
+    run = implementation(OP, backend, features.device, features.dtype,
+                         {"attention maps": attn_logits.shape[1]})
     if amp is None:
-        return AttentionPoolOutput(*run(f3, a3, pool, compute_diversity))
-    with torch.autocast(f3.device.type, enabled=False):
-        return AttentionPoolOutput(*run(f3, a3, pool, compute_diversity))
+        return AttentionPoolOutput(*run(features, attn_logits, pool, compute_diversity))
+    with torch.autocast(features.device.type, enabled=False):
+        return AttentionPoolOutput(*run(features, attn_logits, pool, compute_diversity))

@@ -5,12 +5,12 @@ statistics, and the spec's backward (docs/attention_pool.md) runs as the backwar
 
 import torch
 
-from ..._registration import register_fakes_and_autograd
+from ..._registration import register_fused_op
 from ..._validation import accumulate_dtype
 
 
 def forward_fake(features, logits, pool, compute_diversity):
-    B, C, _ = features.shape
+    B, C = features.shape[:2]
     K = logits.shape[1]
     acc = accumulate_dtype(features.dtype)
     return (features.new_empty((B, K, C)), features.new_empty((B, K), dtype=acc),
@@ -24,11 +24,12 @@ def backward_fake(grad_pooled, grad_importance, grad_diversity, features, logits
     return torch.empty_like(features), torch.empty_like(logits)
 
 
-def register(forward_op, backward_op) -> None:
+def register(forward_op, backward_op):
     """forward_op(features, logits, pool, compute_diversity) -> (pooled, importance, diversity,
     logsumexp); backward_op(grad_pooled, grad_importance, grad_diversity or None, features,
     logits, importance, logsumexp, pool) -> (grad_features, grad_logits). The log-sum-exp is
-    internal (never returned to users), so its gradient is ignored."""
+    internal (never returned to users), so its gradient is ignored. Returns the differentiable
+    call of forward_op (fusedattn._registration.register_fused_op)."""
 
     def setup_context(ctx, inputs, output):
         features, logits, pool, compute_diversity = inputs
@@ -52,6 +53,6 @@ def register(forward_op, backward_op) -> None:
         return (grad_features if ctx.needs_input_grad[0] else None,
                 grad_logits if ctx.needs_input_grad[1] else None, None, None)
 
-    register_fakes_and_autograd(forward_op, backward_op, forward_fake=forward_fake,
-                                backward_fake=backward_fake, setup_context=setup_context,
-                                backward=backward)
+    return register_fused_op(forward_op, backward_op, forward_fake=forward_fake,
+                             backward_fake=backward_fake, setup_context=setup_context,
+                             backward=backward)

@@ -14,11 +14,11 @@ from ..._validation import accumulate_dtype
 
 def attention_pool(features: torch.Tensor, logits: torch.Tensor, pool: str,
                    compute_diversity: bool):
-    """features (B, C, N), logits (B, K, N) -> (pooled (B, K, C), importance (B, K),
-    diversity (B,) or None)."""
+    """features (B, C, H, W) or (B, C, N), logits (B, K, H, W) or (B, K, N) -> (pooled (B, K, C),
+    importance (B, K), diversity (B,) or None)."""
     acc = accumulate_dtype(features.dtype)
-    f = features.to(acc)
-    a = logits.to(acc)
+    f = features.flatten(2).to(acc)
+    a = logits.flatten(2).to(acc)
     sig = torch.sigmoid(a)
     importance = torch.softmax(sig.mean(dim=-1), dim=-1)  # GAP, then softmax over the K maps
     w = importance.unsqueeze(-1) * sig                     # recalibrated maps

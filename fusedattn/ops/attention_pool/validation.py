@@ -5,16 +5,33 @@ from __future__ import annotations
 
 import torch
 
-from ..._validation import (check_bool, check_choice, check_same_device, check_same_dtype,
-                            check_tensor, prod)
+from ..._validation import (SUPPORTED_DTYPES, check_bool, check_choice, check_same_device,
+                            check_same_dtype, check_tensor, prod)
 
 POOL_MODES = ("sum", "mean")
 
 
 def validate_inputs(features, attn_logits, pool: str = "sum", compute_diversity: bool = True):
-    """Checks the public arguments of attention_pool and returns (features (B, C, N),
-    attn_logits (B, K, N)): views of the inputs whenever their strides allow (channels_last
-    included), so no backend needs a copy of the feature map."""
+    """Checks the public arguments of attention_pool (features (B, C, H, W) or (B, C, N),
+    attn_logits (B, K, H, W) or (B, K, N)); each backend reads them in place, as views.
+
+    The common case is accepted after a few attribute reads (this runs on every call); anything
+    else goes through the checks that name the argument and what was seen."""
+    if (type(features) is torch.Tensor and type(attn_logits) is torch.Tensor
+            and (pool == "sum" or pool == "mean") and type(compute_diversity) is bool):
+        f_shape, a_shape, dtype = features.shape, attn_logits.shape, features.dtype
+        f_dim, a_dim = len(f_shape), len(a_shape)
+        if (3 <= f_dim <= 4 and 3 <= a_dim <= 4 and dtype in SUPPORTED_DTYPES
+                and attn_logits.dtype is dtype and features.layout is torch.strided
+                and attn_logits.layout is torch.strided and a_shape[0] == f_shape[0]
+                and a_shape[1] > 0 and f_shape[2:] == a_shape[2:]
+                and (f_dim == 3 or f_shape[2] * f_shape[3] > 0) and f_shape[2] > 0
+                and features.device == attn_logits.device):
+            return
+    _validate_slowly(features, attn_logits, pool, compute_diversity)
+
+
+def _validate_slowly(features, attn_logits, pool, compute_diversity):
     check_tensor("features", features, ("(B, C, H, W)", "(B, C, N)"))
     check_tensor("attn_logits", attn_logits, ("(B, K, H, W)", "(B, K, N)"))
     check_same_dtype("attn_logits", attn_logits, "features", features)
@@ -36,4 +53,3 @@ def validate_inputs(features, attn_logits, pool: str = "sum", compute_diversity:
                          f"{tuple(f_shape)}")
     check_choice("pool", pool, POOL_MODES)
     check_bool("compute_diversity", compute_diversity)
-    return features.flatten(2), attn_logits.flatten(2)
