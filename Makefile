@@ -15,13 +15,16 @@ CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda-13.0 /usr/local/cuda))
 FUSEDATTN_CUDA_ARCHS ?= 8.0;9.0
 # With a CUDA toolkit the build must contain the CUDA kernels (tests/test_cuda.py checks).
 FUSEDATTN_EXPECT_CUDA_BUILD ?= $(if $(CUDA_HOME),1,0)
-export CUDA_HOME FUSEDATTN_CUDA_ARCHS FUSEDATTN_EXPECT_CUDA_BUILD
+# ... and the CUDA kernels built against the CPU emulation of the CUDA execution model, which the
+# test suite runs on CPU tensors where there is no GPU (csrc/common/emulation).
+FUSEDATTN_BUILD_EMULATION ?= $(if $(CUDA_HOME),1,0)
+export CUDA_HOME FUSEDATTN_CUDA_ARCHS FUSEDATTN_EXPECT_CUDA_BUILD FUSEDATTN_BUILD_EMULATION
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 # Every mode of the benchmark suite runs in `make test`, on tiny shapes, so none can rot.
 ALL_BENCH_MODES := forward,backward,forward+backward,inference
 
-.PHONY: demo test install bench wheel-check clean
+.PHONY: demo test install bench emulate wheel-check clean
 
 $(VENV)/.ready:
 	test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
@@ -52,6 +55,12 @@ test: install
 
 bench: install
 	$(PY) -m pytest benchmarks --benchmark-only
+
+# Every op's CUDA kernels on the CPU, through the emulation of the CUDA execution model, under
+# ThreadSanitizer and AddressSanitizer + UBSan, then the planted-mutant self-test (CI runs this
+# after `test`; tests/emulation/sanitize.py says what it runs).
+emulate: install
+	$(PY) tests/emulation/sanitize.py
 
 # Build a wheel for FUSEDATTN_CUDA_ARCHS with no GPU, check its SASS with cuobjdump, install it
 # in a fresh venv beside torch and smoke-test it; check the sdist (CI runs this after `test`).

@@ -110,11 +110,30 @@ def cpu_why_not(device: torch.device) -> Optional[str]:
     return load_error()
 
 
+# Set to 1, every op's "cuda" backend also runs CPU tensors: its CUDA kernels and host code,
+# built against the CPU emulation of the CUDA execution model (fusedattn._C_emulated), as
+# TRITON_INTERPRET=1 runs Triton kernels on CPU tensors. For tests.
+EMULATE_VARIABLE = "FUSEDATTN_CUDA_EMULATE"
+
+
+def emulating() -> bool:
+    return os.environ.get(EMULATE_VARIABLE) == "1"
+
+
 def cuda_why_not(op_name: str) -> Callable[[torch.device], Optional[str]]:
-    """The `why_not` of an op's "cuda" backend: fusedattn._C built with CUDA kernels for the
-    op, a GPU, and kernels for that GPU's architecture."""
+    """The `why_not` of an op's "cuda" backend: on a GPU, fusedattn._C built with CUDA kernels
+    for the op and for that GPU's architecture; on the CPU, the emulation (EMULATE_VARIABLE and
+    fusedattn._C_emulated)."""
 
     def why_not(device: torch.device) -> Optional[str]:
+        if device.type == "cpu":
+            if not emulating():
+                return (f"the cuda backend runs CUDA tensors; CPU tensors only in its emulation "
+                        f"of the CUDA execution model ({EMULATE_VARIABLE}=1, for tests)")
+            return _load("_C_emulated") or (
+                None if torch._C._dispatch_has_kernel_for_dispatch_key(
+                    f"fusedattn_emulated::{op_name}", "CPU")
+                else f"fusedattn._C_emulated has no {op_name}")
         why = load_error()
         if why is not None:
             return why
@@ -129,3 +148,10 @@ def cuda_why_not(op_name: str) -> Callable[[torch.device], Optional[str]]:
                                      info.get("cuda_archs_ptx", []))
 
     return why_not
+
+
+def emulation_error() -> Optional[str]:
+    """None once fusedattn._C_emulated is loaded, else why it cannot be (it is built only with
+    FUSEDATTN_BUILD_EMULATION=1)."""
+    why = _load("_C_emulated")
+    return why and f"{why} (build it with FUSEDATTN_BUILD_EMULATION=1)"

@@ -40,8 +40,8 @@ class Backend:
 
     devices: the device types it runs tensors of (None: any).
     dtypes: the input dtypes it takes.
-    load: imports the implementation (on first use only) and returns its run function, which
-        takes the op's validated inputs.
+    load: load(device type) imports the implementation for tensors of that device type (on
+        first use only) and returns its run function, which takes the op's validated inputs.
     why_not: why it cannot run tensors on this device now (not built, no GPU, wrong GPU arch,
         interpreter off), or None.
     limits: the largest value of each named size its kernels take, e.g. {"attention maps": 64};
@@ -51,7 +51,7 @@ class Backend:
     name: str
     devices: Optional[tuple[str, ...]]
     dtypes: tuple[torch.dtype, ...]
-    load: Callable[[], Callable]
+    load: Callable[[str], Callable]
     why_not: Callable[[torch.device], Optional[str]] = _always_available
     limits: Mapping[str, int] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
@@ -179,11 +179,12 @@ def choose(op: str, backend: str, device: torch.device, dtype: torch.dtype,
 choose._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
-def run_function(op: str, name: str) -> Callable:
-    """The run function of a chosen backend (imported on first use)."""
-    run = _RUN.get((op, name))
+def run_function(op: str, name: str, device_type: str) -> Callable:
+    """The run function of a chosen backend for tensors of a device type (imported on first
+    use)."""
+    run = _RUN.get((op, name, device_type))
     if run is None:
-        run = _RUN[(op, name)] = _OPS[op].backends[name].load()
+        run = _RUN[(op, name, device_type)] = _OPS[op].backends[name].load(device_type)
     return run
 
 
@@ -222,9 +223,10 @@ def implementation(op: str, backend: str, device: torch.device, dtype: torch.dty
     `choose`."""
     size_class = shape_class(op, sizes)
     if torch.compiler.is_compiling():
-        return run_function(op, choose(op, backend, device, dtype, size_class))
+        return run_function(op, choose(op, backend, device, dtype, size_class), device.type)
     key = (op, backend, device, dtype, size_class)
     run = _RUN_FOR.get(key)
     if run is None:
-        run = _RUN_FOR[key] = run_function(op, choose(op, backend, device, dtype, size_class))
+        run = _RUN_FOR[key] = run_function(op, choose(op, backend, device, dtype, size_class),
+                                           device.type)
     return run

@@ -13,12 +13,13 @@ from fusedattn import backends
 ALL_BACKENDS = backends.BACKEND_NAMES
 HAS_GPU = torch.cuda.is_available()
 TRITON_INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+CUDA_EMULATED = os.environ.get("FUSEDATTN_CUDA_EMULATE") == "1" and not HAS_GPU
 
 
 def device_for(backend: str) -> torch.device:
-    """Where a backend's suite runs: GPUs for cuda (and triton when there is a GPU), the CPU
-    otherwise (Triton then runs in its interpreter)."""
-    if backend == "cuda" or (backend == "triton" and HAS_GPU):
+    """Where a backend's suite runs: the GPU for cuda and triton when there is one, else the
+    CPU (Triton then runs in its interpreter, the CUDA kernels in the emulation)."""
+    if backend in ("cuda", "triton") and HAS_GPU:
         return torch.device("cuda")
     return torch.device("cpu")
 

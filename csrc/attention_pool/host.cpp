@@ -57,12 +57,14 @@ Shape check_backward_args(const Tensor& grad_pooled, const Tensor& grad_importan
   return s;
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor> allocate_forward_outputs(
-    const Tensor& features, const Shape& s, bool compute_diversity) {
+ForwardOutputs allocate_forward_outputs(const Tensor& features, const Shape& s,
+                                        bool compute_diversity, bool with_logsumexp) {
   const ScalarType acc = accumulate_dtype(features.scalar_type());
-  return {empty_on(features, {s.B, s.K, s.C}, features.scalar_type()),
-          empty_on(features, {s.B, s.K}, acc), empty_on(features, {compute_diversity ? s.B : 0}, acc),
-          empty_on(features, {s.B, s.K}, acc)};
+  ForwardOutputs out{empty_on(features, {s.B, s.K, s.C}, features.scalar_type()),
+                     empty_on(features, {s.B, s.K}, acc),
+                     empty_on(features, {compute_diversity ? s.B : 0}, acc), std::nullopt};
+  if (with_logsumexp) out.logsumexp = empty_on(features, {s.B, s.K}, acc);
+  return out;
 }
 
 std::tuple<Tensor, Tensor> allocate_backward_outputs(const Tensor& features,
@@ -71,15 +73,14 @@ std::tuple<Tensor, Tensor> allocate_backward_outputs(const Tensor& features,
 }
 
 ForwardParams forward_params(const Tensor& features, const Tensor& logits, const Shape& sh,
-                             const Tensor& pooled, const Tensor& importance,
-                             const std::optional<Tensor>& diversity, const Tensor& logsumexp) {
+                             bool compute_diversity, const ForwardOutputs& out) {
   ForwardParams p{};
   p.features = features.const_data_ptr();
   p.logits = logits.const_data_ptr();
-  p.pooled = pooled.mutable_data_ptr();
-  p.importance = importance.mutable_data_ptr();
-  p.logsumexp = logsumexp.mutable_data_ptr();
-  p.diversity = diversity.has_value() ? diversity->mutable_data_ptr() : nullptr;
+  p.pooled = out.pooled.mutable_data_ptr();
+  p.importance = out.importance.mutable_data_ptr();
+  p.logsumexp = out.logsumexp.has_value() ? out.logsumexp->mutable_data_ptr() : nullptr;
+  p.diversity = compute_diversity ? out.diversity.mutable_data_ptr() : nullptr;
   const PixelRows f = pixel_rows(features, "features"), a = pixel_rows(logits, "attn_logits");
   p.sfb = f.stride_batch, p.sfc = f.stride_row, p.sfn = f.stride_pixel;
   p.sab = a.stride_batch, p.sak = a.stride_row, p.san = a.stride_pixel;

@@ -28,10 +28,17 @@ Shape check_backward_args(const Tensor& grad_pooled, const Tensor& grad_importan
                           const Tensor& logits, const Tensor& importance,
                           const Tensor& logsumexp, const std::string& pool);
 
-// (pooled (B,K,C) in the features' dtype, importance (B,K), diversity (B,) or (0,) when not
-// computed, logsumexp (B,K)), all contiguous, uninitialized, on the features' device.
-std::tuple<Tensor, Tensor, Tensor, Tensor> allocate_forward_outputs(
-    const Tensor& features, const Shape& shape, bool compute_diversity);
+// What a forward returns: pooled (B,K,C) in the features' dtype, importance (B,K), diversity
+// (B,) or (0,) when not computed, and the logsumexp (B,K) a backward needs (none for
+// attention_pool_infer); all contiguous, on the features' device.
+struct ForwardOutputs {
+  Tensor pooled, importance, diversity;
+  std::optional<Tensor> logsumexp;
+};
+
+// The outputs, uninitialized.
+ForwardOutputs allocate_forward_outputs(const Tensor& features, const Shape& shape,
+                                        bool compute_diversity, bool with_logsumexp);
 
 // (grad_features, grad_logits) laid out like features and logits (channels_last stays
 // channels_last), uninitialized.
@@ -39,8 +46,7 @@ std::tuple<Tensor, Tensor> allocate_backward_outputs(const Tensor& features, con
 
 // The kernels' view of a forward call (splits left 0: the CUDA host sets them).
 ForwardParams forward_params(const Tensor& features, const Tensor& logits, const Shape& shape,
-                             const Tensor& pooled, const Tensor& importance,
-                             const std::optional<Tensor>& diversity, const Tensor& logsumexp);
+                             bool compute_diversity, const ForwardOutputs& outputs);
 
 // The kernels' view of a backward call. The small per-sample inputs are made contiguous (the
 // features never are); `inputs` keeps those copies alive as long as the params are used.

@@ -14,6 +14,11 @@ STABLE_TORCH_LIBRARY_FRAGMENT(FUSEDATTN_LIBRARY, m) {
   m.def(
       "attention_pool_fwd(Tensor features, Tensor logits, str pool, bool compute_diversity)"
       " -> (Tensor pooled, Tensor importance, Tensor diversity, Tensor logsumexp)");
+  // The forward without what only a backward needs (no log-sum-exp): for calls that record no
+  // autograd graph, one output fewer to allocate.
+  m.def(
+      "attention_pool_infer(Tensor features, Tensor logits, str pool, bool compute_diversity)"
+      " -> (Tensor pooled, Tensor importance, Tensor diversity)");
   // One pass over the features: grad_features and grad_logits, shaped and laid out like
   // features and logits.
   // grad_diversity None means the loss did not use the diversity term.

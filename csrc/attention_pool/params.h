@@ -14,7 +14,7 @@ struct ForwardParams {
   const void* logits;    // (B, K, N), strides sab, sak, san, the input dtype
   void* pooled;          // (B, K, C) contiguous, the input dtype
   void* importance;      // (B, K) contiguous
-  void* logsumexp;       // (B, K) contiguous
+  void* logsumexp;       // (B, K) contiguous, or nullptr when no backward needs it
   void* diversity;       // (B,), or nullptr when not computed
   int64_t sfb, sfc, sfn, sab, sak, san;
   int64_t B, C, K, N;

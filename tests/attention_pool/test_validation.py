@@ -55,10 +55,14 @@ def test_mixed_3d_and_4d_inputs_are_accepted():
     torch.testing.assert_close(out.pooled, ref.pooled)
 
 
-def test_unavailable_backend_says_why():
+def test_unavailable_backend_says_why(monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    with pytest.raises(fusedattn.BackendUnavailableError, match="'cuda' cannot run these inputs"):
+    monkeypatch.delenv("FUSEDATTN_CUDA_EMULATE", raising=False)  # CPU tensors: not the cuda backend's
+    for cache in ("_CHOSEN", "_RUN_FOR"):
+        monkeypatch.setattr(fusedattn.backends, cache, {})
+    with pytest.raises(fusedattn.BackendUnavailableError,
+                       match="'cuda' cannot run these inputs: .*FUSEDATTN_CUDA_EMULATE=1"):
         fusedattn.attention_pool(F, A, backend="cuda")
     status = fusedattn.backend_status("cuda")
     assert set(status) == {"cuda", "triton", "reference"} and status["reference"] is None

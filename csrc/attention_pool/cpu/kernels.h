@@ -23,7 +23,7 @@ using ::fusedattn::cpu::Half;
 inline size_t forward_workspace_bytes(const ForwardParams& p, size_t acc_size) {
   const int64_t row = p.N > p.C ? p.N : p.C;
   const int64_t scratch = p.N > p.K ? p.N : p.K;
-  return acc_size * static_cast<size_t>(2 * p.K * p.N + row + scratch + p.K * p.C) +
+  return acc_size * static_cast<size_t>(2 * p.K * p.N + row + scratch + p.K * p.C + p.K) +
          sizeof(int32_t) * static_cast<size_t>(p.N);
 }
 inline size_t backward_workspace_bytes(const BackwardParams& p, size_t acc_size) {

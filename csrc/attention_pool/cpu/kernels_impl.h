@@ -134,12 +134,13 @@ void forward(const ForwardParams& p, int64_t b_begin, int64_t b_end, void* works
   acc_t* row = w + K * N;                           // [max(N, C)]
   acc_t* best = row + (N > C ? N : C);              // [max(N, K)]
   acc_t* v_acc = best + (N > K ? N : K);            // [K, C]
-  int32_t* winner = reinterpret_cast<int32_t*>(v_acc + K * C);  // [N]
+  acc_t* lse_scratch = v_acc + K * C;               // [K]: the statistics nobody saves
+  int32_t* winner = reinterpret_cast<int32_t*>(lse_scratch + K);  // [N]
 
   for (int64_t b = b_begin; b < b_end; ++b) {
     const scalar_t* fb = f + b * p.sfb;
     acc_t* s = s_all + b * K;
-    acc_t* lse = lse_all + b * K;
+    acc_t* lse = lse_all != nullptr ? lse_all + b * K : lse_scratch;
     // Per-map statistics: sigmoid maps, their global averages, the pixel-softmax log-sum-exp.
     for (int64_t k = 0; k < K; ++k) {
       load_row(a + b * p.sab + k * p.sak, p.san, N, logit + k * N);

@@ -33,17 +33,14 @@ Kernels<scalar_t> kernels_for(Isa isa) {
   }
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cpu(
-    const Tensor& features_in, const Tensor& logits_in, const std::string& pool,
-    bool compute_diversity) {
+ForwardOutputs forward(const Tensor& features_in, const Tensor& logits_in,
+                       const std::string& pool, bool compute_diversity, bool with_logsumexp) {
   // 4-D inputs whose pixels do not merge into one axis are read from a contiguous copy.
   const Tensor features = as_mergeable(features_in), logits = as_mergeable(logits_in);
   const Shape sh = check_forward_args(features, logits, pool);
-  auto [pooled, importance, diversity, logsumexp] =
-      allocate_forward_outputs(features, sh, compute_diversity);
-  const ForwardParams p = forward_params(
-      features, logits, sh, pooled, importance,
-      compute_diversity ? std::optional<Tensor>(diversity) : std::nullopt, logsumexp);
+  const ForwardOutputs out =
+      allocate_forward_outputs(features, sh, compute_diversity, with_logsumexp);
+  const ForwardParams p = forward_params(features, logits, sh, compute_diversity, out);
   const Isa isa = ::fusedattn::cpu::pick_isa();
   ::fusedattn::cpu::dispatch_dtype(features.scalar_type(), [&](auto tag) {
     using scalar_t = decltype(tag);
@@ -52,7 +49,21 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cpu(
         forward_workspace_bytes(p, accumulate_size(features.scalar_type())),
         kernels_for<scalar_t>(isa).forward);
   });
-  return {pooled, importance, diversity, logsumexp};
+  return out;
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cpu(
+    const Tensor& features, const Tensor& logits, const std::string& pool,
+    bool compute_diversity) {
+  ForwardOutputs out = forward(features, logits, pool, compute_diversity, true);
+  return {out.pooled, out.importance, out.diversity, *out.logsumexp};
+}
+
+std::tuple<Tensor, Tensor, Tensor> attention_pool_infer_cpu(
+    const Tensor& features, const Tensor& logits, const std::string& pool,
+    bool compute_diversity) {
+  ForwardOutputs out = forward(features, logits, pool, compute_diversity, false);
+  return {out.pooled, out.importance, out.diversity};
 }
 
 std::tuple<Tensor, Tensor> attention_pool_bwd_cpu(
@@ -84,6 +95,7 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cpu(
 
 STABLE_TORCH_LIBRARY_IMPL(FUSEDATTN_LIBRARY, CPU, m) {
   m.impl("attention_pool_fwd", TORCH_BOX(&attention_pool_fwd_cpu));
+  m.impl("attention_pool_infer", TORCH_BOX(&attention_pool_infer_cpu));
   m.impl("attention_pool_bwd", TORCH_BOX(&attention_pool_bwd_cpu));
 }
 

@@ -18,7 +18,7 @@ constexpr int kPixelsPerThread = kPixelTile * kChannelTile / kThreads;  // 16 gf
 
 template <typename T, int kMapsPerThread>
 __global__ void __launch_bounds__(kThreads) attention_pool_bwd_features_kernel(BackwardParams p) {
-  extern __shared__ float smem[];
+  float* smem = dynamic_shared_memory<float>();
   float* s = smem;                                // [K]
   float* w = s + kMaxMaps;                        // [K][kPixelTile]
   float* gv = w + kMaxMaps * kPixelTile;          // [K][kChannelTile], times alpha
@@ -96,12 +96,18 @@ __global__ void __launch_bounds__(kThreads) attention_pool_bwd_features_kernel(B
 }
 
 constexpr int kMapsPerWarp = kMaxMaps / kWarps;  // 8 maps per warp in the epilogue
+// The epilogue's shared memory: six [kMaxMaps] float arrays and the winners of a pixel tile.
+constexpr size_t kLogitsSharedBytes = 6 * kMaxMaps * sizeof(float) + kThreads * sizeof(int);
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) attention_pool_bwd_logits_kernel(BackwardParams p) {
-  __shared__ float s[kMaxMaps], lse[kMaxMaps], won[kMaxMaps], gw_sig[kMaxMaps];
-  __shared__ float gg[kMaxMaps], p_dot_gp[kMaxMaps];
-  __shared__ int winner[kThreads];
+  float* s = dynamic_shared_memory<float>();  // [kMaxMaps] each, then the winners
+  float* lse = s + kMaxMaps;
+  float* won = lse + kMaxMaps;
+  float* gw_sig = won + kMaxMaps;
+  float* gg = gw_sig + kMaxMaps;
+  float* p_dot_gp = gg + kMaxMaps;
+  int* winner = reinterpret_cast<int*>(p_dot_gp + kMaxMaps);  // [kThreads]
   const int64_t b = blockIdx.x;
   const int64_t K = p.K, N = p.N;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -200,11 +206,9 @@ void launch_backward(const BackwardParams& p, DType dtype, cudaStream_t stream) 
   dispatch_dtype_and_maps(dtype, p.K, [&](auto type, auto maps) {
     using T = typename decltype(type)::type;
     auto features_kernel = attention_pool_bwd_features_kernel<T, decltype(maps)::value>;
-    // More than the default 48 KB of dynamic shared memory needs an opt-in (per device).
-    cudaFuncSetAttribute(features_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(smem));
-    features_kernel<<<grid, kThreads, smem, stream>>>(p);
-    attention_pool_bwd_logits_kernel<T><<<static_cast<unsigned>(p.B), kThreads, 0, stream>>>(p);
+    launch(features_kernel, grid, dim3(kThreads), smem, stream, p);
+    launch(attention_pool_bwd_logits_kernel<T>, dim3(static_cast<unsigned>(p.B)), dim3(kThreads),
+           kLogitsSharedBytes, stream, p);
   });
 }
 

@@ -15,7 +15,7 @@ constexpr int kMapGroups = kThreads / kChannelTile;  // 4 groups of map rows
 // kMapsPerThread accumulators per thread cover K <= 4 * kMapsPerThread maps.
 template <typename T, int kMapsPerThread>
 __global__ void __launch_bounds__(kThreads) attention_pool_fwd_kernel(ForwardParams p) {
-  extern __shared__ float smem[];
+  float* smem = dynamic_shared_memory<float>();
   float* s = smem;                          // [K]
   float* lse = s + kMaxMaps;                // [K]
   float* scratch = lse + kMaxMaps;          // [kWarps]
@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(kThreads) attention_pool_fwd_kernel(ForwardPar
   if (blockIdx.y == 0) {
     for (int64_t k = threadIdx.x; k < p.K; k += kThreads) {
       static_cast<float*>(p.importance)[b * p.K + k] = s[k];
-      static_cast<float*>(p.logsumexp)[b * p.K + k] = lse[k];
+      if (p.logsumexp != nullptr) static_cast<float*>(p.logsumexp)[b * p.K + k] = lse[k];
     }
     if (p.diversity != nullptr) {  // D = sum_n max_k s[k] p[k, n]
       float partial = 0.f;
@@ -87,8 +87,7 @@ __global__ void __launch_bounds__(kThreads) attention_pool_fwd_kernel(ForwardPar
 }  // namespace
 
 int num_splits(int64_t B, int64_t C, int device, int64_t max_splits) {
-  int sms = 0;
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const int sms = device_info(device).sm_count;
   const int64_t n_ctiles = ceil_div(C > 0 ? C : 1, kChannelTile);
   int64_t splits = ceil_div(2 * static_cast<int64_t>(sms > 0 ? sms : 1), B > 0 ? B : 1);
   splits = splits < n_ctiles ? splits : n_ctiles;
@@ -103,7 +102,8 @@ void launch_forward(const ForwardParams& p, DType dtype, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.B), static_cast<unsigned>(1 + p.splits));
   dispatch_dtype_and_maps(dtype, p.K, [&](auto type, auto maps) {
     using T = typename decltype(type)::type;
-    attention_pool_fwd_kernel<T, decltype(maps)::value><<<grid, kThreads, smem, stream>>>(p);
+    launch(attention_pool_fwd_kernel<T, decltype(maps)::value>, grid, dim3(kThreads), smem, stream,
+           p);
   });
 }
 

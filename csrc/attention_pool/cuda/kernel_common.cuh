@@ -6,6 +6,7 @@
 
 #include "../../common/cuda/convert.cuh"
 #include "../../common/cuda/reduce.cuh"
+#include "../../common/cuda/runtime.cuh"
 #include "../math.h"
 #include "kernels.h"
 

@@ -26,15 +26,6 @@ void check_cuda_shape(const Shape& sh) {
                   sh.B);
 }
 
-// Launch errors are sticky until read: drain any left by earlier, unrelated work before
-// launching, so that the check after the launch reports this launch's own.
-void clear_stale_error() { (void)cudaGetLastError(); }
-
-void check_launch() {
-  const cudaError_t err = cudaGetLastError();
-  FUSEDATTN_CHECK(err == cudaSuccess, "CUDA kernel launch failed: ", cudaGetErrorString(err));
-}
-
 // The backward's gw_splits scratch holds splits x (B x K x N) floats: as many splits as fit in
 // 64 MB, and at least 8 (a bound on the scratch for huge K x N, not on parallelism at the
 // usual sizes: B=1, K=8, N=400 fits 5000 splits).
@@ -44,26 +35,35 @@ int64_t max_backward_splits(const Shape& sh) {
   return fit > 8 ? fit : 8;
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cuda(
-    const Tensor& features_in, const Tensor& logits_in, const std::string& pool,
-    bool compute_diversity) {
+ForwardOutputs forward(const Tensor& features_in, const Tensor& logits_in,
+                       const std::string& pool, bool compute_diversity, bool with_logsumexp) {
   // 4-D inputs whose pixels do not merge into one axis are read from a contiguous copy.
   const Tensor features = as_mergeable(features_in), logits = as_mergeable(logits_in);
   const Shape sh = check_forward_args(features, logits, pool);
   check_cuda_shape(sh);
   const DType dtype = kernel_dtype(features);
   const DeviceGuard guard(features);
-  auto [pooled, importance, diversity, logsumexp] =
-      allocate_forward_outputs(features, sh, compute_diversity);
-  if (sh.B == 0) return {pooled, importance, diversity, logsumexp};
-  ForwardParams p = forward_params(
-      features, logits, sh, pooled, importance,
-      compute_diversity ? std::optional<Tensor>(diversity) : std::nullopt, logsumexp);
+  const ForwardOutputs out =
+      allocate_forward_outputs(features, sh, compute_diversity, with_logsumexp);
+  if (sh.B == 0) return out;
+  ForwardParams p = forward_params(features, logits, sh, compute_diversity, out);
   p.splits = num_splits(sh.B, sh.C, features.get_device_index(), INT32_MAX);
-  clear_stale_error();
   launch_forward(p, dtype, current_stream(features));
-  check_launch();
-  return {pooled, importance, diversity, logsumexp};
+  return out;
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> attention_pool_fwd_cuda(
+    const Tensor& features, const Tensor& logits, const std::string& pool,
+    bool compute_diversity) {
+  ForwardOutputs out = forward(features, logits, pool, compute_diversity, true);
+  return {out.pooled, out.importance, out.diversity, *out.logsumexp};
+}
+
+std::tuple<Tensor, Tensor, Tensor> attention_pool_infer_cuda(
+    const Tensor& features, const Tensor& logits, const std::string& pool,
+    bool compute_diversity) {
+  ForwardOutputs out = forward(features, logits, pool, compute_diversity, false);
+  return {out.pooled, out.importance, out.diversity};
 }
 
 std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
@@ -87,9 +87,7 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
   // The only [B, *, K, N] intermediate: each channel split's share of gw, in float32.
   Tensor gw_splits = torch::stable::new_empty(inputs.importance, {sh.B, p.splits, sh.K, sh.N});
   p.gw_splits = gw_splits.mutable_data_ptr<float>();
-  clear_stale_error();
   launch_backward(p, dtype, current_stream(features));
-  check_launch();
   return {grad_features, grad_logits};
 }
 
@@ -97,6 +95,7 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
 
 STABLE_TORCH_LIBRARY_IMPL(FUSEDATTN_LIBRARY, FUSEDATTN_CUDA_DISPATCH_KEY, m) {
   m.impl("attention_pool_fwd", TORCH_BOX(&attention_pool_fwd_cuda));
+  m.impl("attention_pool_infer", TORCH_BOX(&attention_pool_infer_cuda));
   m.impl("attention_pool_bwd", TORCH_BOX(&attention_pool_bwd_cuda));
 }
 

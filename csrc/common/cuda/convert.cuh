@@ -5,7 +5,10 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
+
 #include "dtype.h"
+#include "runtime.cuh"
 
 namespace fusedattn {
 namespace cuda {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "../math.h"
+#include "runtime.cuh"
 
 namespace fusedattn {
 namespace cuda {

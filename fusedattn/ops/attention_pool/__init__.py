@@ -32,21 +32,30 @@ class AttentionPoolOutput(NamedTuple):
     diversity: Optional[torch.Tensor]
 
 
-def _run_of(module: str, name: str = "attention_pool"):
-    return lambda: getattr(importlib.import_module(f"{__name__}.{module}"), name)
+def _run_of(module: str, cpu_module: Optional[str] = None):
+    """load(device type) of a backend: `module`'s attention_pool (`cpu_module`'s for CPU
+    tensors, where it differs), imported on first use."""
+    def load(device_type: str):
+        name = cpu_module if device_type == "cpu" and cpu_module else module
+        return importlib.import_module(f"{__name__}.{name}").attention_pool
+    return load
 
 
-register_op(OP, {"cuda": ("cuda", "triton", "reference"), "cpu": ("cpu", "reference", "triton")})
+register_op(OP, {"cuda": ("cuda", "triton", "reference"),
+                 "cpu": ("cpu", "reference", "triton", "cuda")})
 register_backend(Backend(OP, "reference", None, SUPPORTED_DTYPES, _run_of("reference")))
 register_backend(Backend(OP, "cpu", ("cpu",), SUPPORTED_DTYPES, _run_of("compiled"),
                          why_not=_library.cpu_why_not))
-register_backend(Backend(OP, "cuda", ("cuda",), _triton.DTYPES, _run_of("compiled"),
+# On CPU tensors, the CUDA kernels in the CPU emulation of the CUDA execution model (tests).
+register_backend(Backend(OP, "cuda", ("cuda", "cpu"), _triton.DTYPES,
+                         _run_of("compiled", cpu_module="emulated"),
                          why_not=_library.cuda_why_not("attention_pool_fwd"),
                          limits={"attention maps": MAX_FUSED_MAPS}))
 register_backend(Backend(OP, "triton", ("cuda", "cpu"), _triton.DTYPES, _run_of("triton_kernels"),
                          why_not=_triton.why_not, limits={"attention maps": MAX_FUSED_MAPS}))
-# Whoever loads the compiled library first, its attention_pool ops get their fakes and autograd.
+# Whoever loads a compiled library first, its attention_pool ops get their fakes and autograd.
 _library.on_load("_C", lambda: importlib.import_module(f"{__name__}.compiled"))
+_library.on_load("_C_emulated", lambda: importlib.import_module(f"{__name__}.emulated"))
 
 
 def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: str = "sum",

@@ -18,18 +18,25 @@ def forward_fake(features, logits, pool, compute_diversity):
             features.new_empty((B, K), dtype=acc))
 
 
+def inference_fake(features, logits, pool, compute_diversity):
+    return forward_fake(features, logits, pool, compute_diversity)[:3]
+
+
 def backward_fake(grad_pooled, grad_importance, grad_diversity, features, logits, importance,
                   logsumexp, pool):
     # The gradients are laid out like the inputs (channels_last stays channels_last).
     return torch.empty_like(features), torch.empty_like(logits)
 
 
-def register(forward_op, backward_op):
+def register(forward_op, backward_op, inference_op=None):
     """forward_op(features, logits, pool, compute_diversity) -> (pooled, importance, diversity,
     logsumexp); backward_op(grad_pooled, grad_importance, grad_diversity or None, features,
     logits, importance, logsumexp, pool) -> (grad_features, grad_logits). The log-sum-exp is
-    internal (never returned to users), so its gradient is ignored. Returns the differentiable
-    call of forward_op (fusedattn._registration.register_fused_op)."""
+    internal (never returned to users), so its gradient is ignored. inference_op(features,
+    logits, pool, compute_diversity) -> (pooled, importance, diversity), where there is one,
+    runs calls that record no graph. Returns the backend's run function: (features, logits,
+    pool, compute_diversity) -> (pooled, importance, diversity or None), differentiable
+    (fusedattn._registration.register_fused_op)."""
 
     def setup_context(ctx, inputs, output):
         features, logits, pool, compute_diversity = inputs
@@ -53,6 +60,13 @@ def register(forward_op, backward_op):
         return (grad_features if ctx.needs_input_grad[0] else None,
                 grad_logits if ctx.needs_input_grad[1] else None, None, None)
 
-    return register_fused_op(forward_op, backward_op, forward_fake=forward_fake,
+    call = register_fused_op(forward_op, backward_op, forward_fake=forward_fake,
                              backward_fake=backward_fake, setup_context=setup_context,
-                             backward=backward)
+                             backward=backward, inference_op=inference_op,
+                             inference_fake=inference_fake)
+
+    def run(features, logits, pool, compute_diversity):
+        outputs = call(features, logits, pool, compute_diversity)
+        return outputs[0], outputs[1], outputs[2] if compute_diversity else None
+
+    return run

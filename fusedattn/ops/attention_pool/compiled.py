@@ -10,11 +10,7 @@ from . import autograd
 if _library.load_error() is not None:
     raise ImportError(_library.load_error())
 
-forward = autograd.register(torch.ops.fusedattn.attention_pool_fwd.default,
-                            torch.ops.fusedattn.attention_pool_bwd.default)
-
-
-def attention_pool(features: torch.Tensor, logits: torch.Tensor, pool: str,
-                   compute_diversity: bool):
-    pooled, importance, diversity, _ = forward(features, logits, pool, compute_diversity)
-    return pooled, importance, diversity if compute_diversity else None
+# (features, logits, pool, compute_diversity) -> (pooled, importance, diversity or None)
+attention_pool = autograd.register(torch.ops.fusedattn.attention_pool_fwd.default,
+                                   torch.ops.fusedattn.attention_pool_bwd.default,
+                                   torch.ops.fusedattn.attention_pool_infer.default)

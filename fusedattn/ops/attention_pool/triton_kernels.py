@@ -332,11 +332,9 @@ def attention_pool_bwd(grad_pooled: torch.Tensor, grad_importance: torch.Tensor,
     return grad_features, grad_logits
 
 
-forward = autograd.register(attention_pool_fwd, attention_pool_bwd)
+_run = autograd.register(attention_pool_fwd, attention_pool_bwd)
 
 
 def attention_pool(features: torch.Tensor, logits: torch.Tensor, pool: str,
                    compute_diversity: bool):
-    pooled, importance, diversity, _ = forward(features.flatten(2), logits.flatten(2), pool,
-                                               compute_diversity)
-    return pooled, importance, diversity if compute_diversity else None
+    return _run(features.flatten(2), logits.flatten(2), pool, compute_diversity)

@@ -1,0 +1,155 @@
+"""`make emulate`: every op's CUDA kernels run on the CPU through the emulation of the CUDA
+execution model (csrc/common/emulation) under ThreadSanitizer and under AddressSanitizer +
+UBSan, then a self-test of planted mutants that each must be reported.
+
+    python tests/emulation/sanitize.py            # clean runs, then the mutants
+    python tests/emulation/sanitize.py --clean    # clean runs only
+
+For each op with a driver (tests/emulation/<op>_driver.cpp) and a plan (<op>_plan.py: the cases
+each build runs, and the mutants), the driver is compiled with the kernels (the .cu files as
+C++, unchanged) in both sanitizer builds. The clean kernels must compute right results with no
+report over the plan's cases (shapes that take every tiled loop at least twice, inputs in strided
+buffers with poisoned gaps, several block orders and SM counts). Each mutant is one textual
+change to a copy of csrc/ (a deleted barrier, an off-by-one tile bound, ...), built and run on
+its case: it must fail with the report its plan names. Exits non-zero on any report from the
+clean kernels and on any mutant not caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = ROOT / "tests" / "emulation"
+CUDA_HOME = Path(os.environ.get("CUDA_HOME") or "/usr/local/cuda-13.0")
+CACHE = ROOT / "build" / "emulation-sanitize"
+FLAVORS = {
+    "tsan": ["-fsanitize=thread"],
+    "asan": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+             "-fno-sanitize-recover=undefined"],
+}
+# A report ends the process with the sanitizer's exit code; the driver's own failures exit 1.
+ENV = {
+    "TSAN_OPTIONS": "exitcode=66 halt_on_error=1",
+    "ASAN_OPTIONS": "exitcode=67 halt_on_error=1",
+    "UBSAN_OPTIONS": "exitcode=68 halt_on_error=1 print_stacktrace=1",
+}
+REPORTS = ("ThreadSanitizer", "AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+
+def flags(csrc: Path, flavor: str) -> list[str]:
+    return ["-std=c++17", "-O1", "-g", "-DFUSEDATTN_CUDA_EMULATION", "-Wno-unknown-pragmas",
+            f"-I{csrc}", f"-I{CUDA_HOME / 'include'}", *FLAVORS[flavor]]
+
+
+def compile_object(source: Path, obj: Path, csrc: Path, flavor: str) -> None:
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    language = ["-x", "c++"] if source.suffix == ".cu" else []
+    proc = subprocess.run(["g++", *flags(csrc, flavor), *language, "-c", str(source), "-o",
+                           str(obj)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"compiling {source} ({flavor}) failed:\n{proc.stderr[-4000:]}")
+
+
+def build(op: str, csrc: Path, flavor: str, out: Path) -> Path:
+    """The op's driver linked with its kernels from `csrc` (the repository's, or a mutated
+    copy) and the emulator, in one sanitizer flavor."""
+    sources = [csrc / "common" / "emulation" / "emulator.cpp", HERE / f"{op}_driver.cpp",
+               *sorted((csrc / op / "cuda").glob("*.cu"))]
+    objects = [out / flavor / (s.name + ".o") for s in sources]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        list(pool.map(lambda so: compile_object(so[0], so[1], csrc, flavor), zip(sources, objects)))
+    exe = out / flavor / f"{op}_driver"
+    subprocess.run(["g++", *FLAVORS[flavor], *map(str, objects), "-o", str(exe)], check=True)
+    return exe
+
+
+def run(exe: Path, args: list[str], env: dict | None = None) -> tuple[int, str]:
+    proc = subprocess.run([str(exe), *args], capture_output=True, text=True,
+                          env={**os.environ, **ENV, **(env or {})}, timeout=900)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def load_plan(op: str):
+    spec = importlib.util.spec_from_file_location(f"{op}_plan", HERE / f"{op}_plan.py")
+    plan = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plan)
+    return plan
+
+
+def clean_runs(op: str, plan, exes: dict) -> int:
+    failures = 0
+    for flavor, args, env in plan.CLEAN:
+        code, output = run(exes[flavor], args, env)
+        reported = any(r in output for r in REPORTS)
+        ok = code == 0 and not reported
+        failures += not ok
+        setting = " ".join(f"{k}={v}" for k, v in (env or {}).items())
+        print(f"  {'ok    ' if ok else 'FAILED'} {flavor} {' '.join(args)} {setting}".rstrip())
+        if not ok:
+            print(output[-3000:])
+    return failures
+
+
+def mutant_runs(op: str, plan, work: Path) -> int:
+    survivors = 0
+    for mutant in plan.MUTANTS:
+        copy = work / mutant.name / "csrc"
+        if copy.exists():
+            shutil.rmtree(copy.parent)
+        shutil.copytree(ROOT / "csrc", copy)
+        target = copy / mutant.file
+        text = target.read_text()
+        if text.count(mutant.old) != 1:
+            print(f"  MUTANT NOT PLANTED {mutant.name}: {mutant.file} holds its text "
+                  f"{text.count(mutant.old)} times (update {op}_plan.py to the kernels)")
+            survivors += 1
+            continue
+        target.write_text(text.replace(mutant.old, mutant.new))
+        exe = build(op, copy, mutant.flavor, copy.parent)
+        code, output = run(exe, mutant.args, mutant.env)
+        caught = code != 0 and all(re.search(p, output) for p in mutant.expect)
+        survivors += not caught
+        print(f"  {'caught  ' if caught else 'SURVIVED'} {mutant.name} ({mutant.flavor}, "
+              f"exit {code}): {mutant.why}")
+        if not caught:
+            print(output[-3000:])
+    return survivors
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clean", action="store_true", help="clean runs only, no mutants")
+    args = parser.parse_args(argv)
+    if shutil.which("g++") is None or not (CUDA_HOME / "include" / "cuda_fp16.h").exists():
+        print(f"needs g++ and the CUDA headers (CUDA_HOME={CUDA_HOME})")
+        return 1
+    status = 0
+    for driver in sorted(HERE.glob("*_driver.cpp")):
+        op = driver.name[: -len("_driver.cpp")]
+        plan = load_plan(op)
+        start = time.time()
+        print(f"== {op}: clean kernels under ThreadSanitizer and AddressSanitizer + UBSan")
+        exes = {flavor: build(op, ROOT / "csrc", flavor, CACHE / op) for flavor in FLAVORS}
+        status |= clean_runs(op, plan, exes) != 0
+        if not args.clean:
+            print(f"== {op}: planted mutants, each must be reported")
+            with tempfile.TemporaryDirectory(prefix=f"mutants-{op}-") as work:
+                status |= mutant_runs(op, plan, Path(work)) != 0
+        print(f"   {op}: {time.time() - start:.0f} s")
+    print("emulate: " + ("FAILED" if status else "ok"))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
