@@ -13,12 +13,14 @@ import pytest
 from fusedattn import backends, benchmarking as bm
 
 MODES = ("inference", "forward+backward")
-_GROUPS = {}
+# (op, mode) -> (fused p50 us, SDPA p50 us, ratio), from one interleaved run each; conftest's
+# terminal summary prints them.
+RATIOS = {}
 
 
 def _ratio(op, mode, device):
     """(op's p50, SDPA's p50, ratio) in microseconds, from one interleaved run per (op, mode)."""
-    if (op, mode) not in _GROUPS:
+    if (op, mode) not in RATIOS:
         harness = bm.suite(op)
         shape = harness.SHAPE_SETS["overhead"][0]
         import torch
@@ -27,9 +29,9 @@ def _ratio(op, mode, device):
             op: harness.make_case(backends.available_backends(device, op)[0], shape, dtype,
                                   device, mode),
             "sdpa": bm.sdpa_case(device, mode)}, device, min_time_s=1.0)
-        _GROUPS[(op, mode)] = (times[op]["p50"], times["sdpa"]["p50"],
-                               times[op]["p50"] / times["sdpa"]["p50"])
-    return _GROUPS[(op, mode)]
+        RATIOS[(op, mode)] = (times[op]["p50"], times["sdpa"]["p50"],
+                              times[op]["p50"] / times["sdpa"]["p50"])
+    return RATIOS[(op, mode)]
 
 
 @pytest.mark.parametrize("mode", MODES)

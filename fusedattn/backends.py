@@ -78,8 +78,9 @@ class Backend:
 class _Op:
     name: str
     preference: Mapping[str, tuple[str, ...]]  # device type -> backend names, fastest first
+    sizes: tuple[str, ...] = ()  # the names of the sizes a call passes, in order
     backends: dict = dataclasses.field(default_factory=dict)
-    limits: tuple = ()  # every (size name, limit) of its backends: what a shape class is made of
+    limits: tuple = ()  # every (size index, limit) of its backends: what a shape class is made of
 
     def order(self, device: torch.device) -> tuple[str, ...]:
         return self.preference.get(device.type, ("reference",))
@@ -88,16 +89,23 @@ class _Op:
 _OPS: dict[str, _Op] = {}
 
 
-def register_op(name: str, preference: Mapping[str, Sequence[str]]) -> None:
-    """An op and its backends' order of preference per device type (fastest first); devices
-    not named run the reference backend."""
-    _OPS[name] = _Op(name, {device: tuple(order) for device, order in preference.items()})
+def register_op(name: str, preference: Mapping[str, Sequence[str]],
+                sizes: Sequence[str] = ()) -> None:
+    """An op, its backends' order of preference per device type (fastest first; devices not
+    named run the reference backend), and the names of the sizes each call passes to
+    `implementation` (those some backend's limits name)."""
+    _OPS[name] = _Op(name, {device: tuple(order) for device, order in preference.items()},
+                     tuple(sizes))
 
 
 def register_backend(backend: Backend) -> None:
     op = _OPS[backend.op]
+    unknown = set(backend.limits) - set(op.sizes)
+    if unknown:
+        raise ValueError(f"{backend.op}'s {backend.name} backend limits sizes the op does not "
+                         f"pass: {sorted(unknown)} (register_op's sizes: {op.sizes})")
     op.backends[backend.name] = backend
-    op.limits = tuple(sorted({(what, limit) for b in op.backends.values()
+    op.limits = tuple(sorted({(op.sizes.index(what), limit) for b in op.backends.values()
                               for what, limit in b.limits.items()}))
 
 
@@ -133,14 +141,15 @@ def available_backends(device="cpu", op: str = "attention_pool") -> list:
     return [name for name, why in backend_status(device, op).items() if why is None]
 
 
-def shape_class(op: str, sizes: Mapping[str, int]) -> int:
-    """What of a call's sizes the choice of backend depends on: bit i is set when the size of
-    the op's i-th limit exceeds it (0 for ops without limits, and for calls within them all).
-    An int made by branching, so that under torch.compile each comparison becomes a guard and
-    the class a constant, even for dynamic shapes."""
+def shape_class(op: str, sizes: tuple) -> int:
+    """What of a call's sizes (in the order register_op named them) the choice of backend
+    depends on: bit i is set when the size of the op's i-th limit exceeds it (0 for ops without
+    limits, and for calls within them all). An int made by branching, so that under
+    torch.compile each comparison becomes a guard and the class a constant, even for dynamic
+    shapes."""
     cls = 0
-    for i, (what, limit) in enumerate(_OPS[op].limits):
-        if sizes[what] > limit:
+    for i, (index, limit) in enumerate(_OPS[op].limits):
+        if sizes[index] > limit:
             cls |= 1 << i
     return cls
 
@@ -193,9 +202,9 @@ def _choose_uncached(op: str, backend: str, device: torch.device, dtype: torch.d
     spec = _OPS[op]
     # Sizes that stand for the shape class: one more than each limit exceeded, else the limit.
     sizes = {}
-    for i, (what, limit) in enumerate(spec.limits):
-        exceeded = size_class >> i & 1
-        sizes[what] = max(sizes.get(what, 0), limit + exceeded)
+    for i, (index, limit) in enumerate(spec.limits):
+        what = spec.sizes[index]
+        sizes[what] = max(sizes.get(what, 0), limit + (size_class >> i & 1))
     if backend == "auto":
         for candidate in spec.order(device):
             why = spec.backends[candidate].unavailable_reason(device, dtype, sizes)
@@ -217,16 +226,17 @@ def _choose_uncached(op: str, backend: str, device: torch.device, dtype: torch.d
 
 
 def implementation(op: str, backend: str, device: torch.device, dtype: torch.dtype,
-                   sizes: Mapping[str, int]) -> Callable:
-    """The run function for one call: `choose` and `run_function`, behind one dict lookup in
-    eager mode (this runs on every call of every op); under torch.compile, the constant
-    `choose`."""
-    size_class = shape_class(op, sizes)
+                   sizes: tuple = ()) -> Callable:
+    """The run function for one call, whose sizes are given in the order register_op named
+    them: `choose` and `run_function`, behind one dict lookup in eager mode (this runs on every
+    call of every op; the few sizes that limits name take part in the key as they are); under
+    torch.compile, the constant `choose` of the shape class."""
     if torch.compiler.is_compiling():
-        return run_function(op, choose(op, backend, device, dtype, size_class), device.type)
-    key = (op, backend, device, dtype, size_class)
+        return run_function(op, choose(op, backend, device, dtype, shape_class(op, sizes)),
+                            device.type)
+    key = (op, backend, device, dtype, sizes)
     run = _RUN_FOR.get(key)
     if run is None:
-        run = _RUN_FOR[key] = run_function(op, choose(op, backend, device, dtype, size_class),
-                                           device.type)
+        name = choose(op, backend, device, dtype, shape_class(op, sizes))
+        run = _RUN_FOR[key] = run_function(op, name, device.type)
     return run

@@ -39,17 +39,18 @@ def test_a_backend_states_its_own_limits_and_dtypes():
 def test_shape_class_is_what_the_choice_depends_on():
     limits = backends._OPS["attention_pool"].limits
     assert limits, "the fused attention_pool kernels have a largest K"
-    (what, limit), = limits
-    assert backends.shape_class("attention_pool", {what: limit}) == 0
-    assert backends.shape_class("attention_pool", {what: limit + 1}) == 1
+    (_, limit), = limits
+    assert backends.shape_class("attention_pool", (limit,)) == 0
+    assert backends.shape_class("attention_pool", (limit + 1,)) == 1
 
 
 def test_selection_is_cached_per_kind_of_input():
     f, a = torch.randn(2, 5, 3, 3), torch.randn(2, 2, 3, 3)
     fusedattn.attention_pool(f, a)
-    key = ("attention_pool", "auto", f.device, f.dtype, 0)
-    assert key in backends._CHOSEN and key in backends._RUN_FOR
-    assert backends._CHOSEN[key] == fusedattn.available_backends("cpu")[0]
+    assert ("attention_pool", "auto", f.device, f.dtype, 0) in backends._CHOSEN
+    assert ("attention_pool", "auto", f.device, f.dtype, (2,)) in backends._RUN_FOR
+    assert backends._CHOSEN[("attention_pool", "auto", f.device, f.dtype, 0)] == \
+        fusedattn.available_backends("cpu")[0]
 
 
 def test_import_leaves_torch_dynamo_alone():

@@ -79,7 +79,7 @@ def _choose(backend, device, dtype, maps):
     from fusedattn import backends
 
     return backends.choose("attention_pool", backend, device, dtype,
-                           backends.shape_class("attention_pool", {"attention maps": maps}))
+                           backends.shape_class("attention_pool", (maps,)))
 
 
 def test_auto_falls_back_with_one_warning_when_the_gpu_arch_is_not_built(simulated_gpu):

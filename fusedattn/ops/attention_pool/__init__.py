@@ -42,7 +42,7 @@ def _run_of(module: str, cpu_module: Optional[str] = None):
 
 
 register_op(OP, {"cuda": ("cuda", "triton", "reference"),
-                 "cpu": ("cpu", "reference", "triton", "cuda")})
+                 "cpu": ("cpu", "reference", "triton", "cuda")}, sizes=("attention maps",))
 register_backend(Backend(OP, "reference", None, SUPPORTED_DTYPES, _run_of("reference")))
 register_backend(Backend(OP, "cpu", ("cpu",), SUPPORTED_DTYPES, _run_of("compiled"),
                          why_not=_library.cpu_why_not))
@@ -80,8 +80,7 @@ def attention_pool(features: torch.Tensor, attn_logits: torch.Tensor, *, pool: s
     if amp is not None:
         features, attn_logits = cast(features, amp), cast(attn_logits, amp)
     validate_inputs(features, attn_logits, pool, compute_diversity)
-    run = implementation(OP, backend, features.device, features.dtype,
-                         {"attention maps": attn_logits.shape[1]})
+    run = implementation(OP, backend, features.device, features.dtype, (attn_logits.shape[1],))
     if amp is None:
         return AttentionPoolOutput(*run(features, attn_logits, pool, compute_diversity))
     with torch.autocast(features.device.type, enabled=False):

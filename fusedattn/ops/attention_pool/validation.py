@@ -11,21 +11,27 @@ from ..._validation import (SUPPORTED_DTYPES, check_bool, check_choice, check_sa
 POOL_MODES = ("sum", "mean")
 
 
+_DTYPES = frozenset(SUPPORTED_DTYPES)
+_STRIDED = torch.strided
+_Tensor = torch.Tensor
+
+
 def validate_inputs(features, attn_logits, pool: str = "sum", compute_diversity: bool = True):
     """Checks the public arguments of attention_pool (features (B, C, H, W) or (B, C, N),
     attn_logits (B, K, H, W) or (B, K, N)); each backend reads them in place, as views.
 
-    The common case is accepted after a few attribute reads (this runs on every call); anything
-    else goes through the checks that name the argument and what was seen."""
-    if (type(features) is torch.Tensor and type(attn_logits) is torch.Tensor
+    The common case (plain tensors of one rank) is accepted after a few attribute reads, since
+    this runs on every call (no torch.Size slicing: that alone costs more than the rest);
+    anything else goes through the checks that name the argument and what was seen."""
+    if (type(features) is _Tensor and type(attn_logits) is _Tensor
             and (pool == "sum" or pool == "mean") and type(compute_diversity) is bool):
         f_shape, a_shape, dtype = features.shape, attn_logits.shape, features.dtype
-        f_dim, a_dim = len(f_shape), len(a_shape)
-        if (3 <= f_dim <= 4 and 3 <= a_dim <= 4 and dtype in SUPPORTED_DTYPES
-                and attn_logits.dtype is dtype and features.layout is torch.strided
-                and attn_logits.layout is torch.strided and a_shape[0] == f_shape[0]
-                and a_shape[1] > 0 and f_shape[2:] == a_shape[2:]
-                and (f_dim == 3 or f_shape[2] * f_shape[3] > 0) and f_shape[2] > 0
+        dim = len(f_shape)
+        if (dtype in _DTYPES and attn_logits.dtype is dtype and len(a_shape) == dim
+                and f_shape[0] == a_shape[0] and a_shape[1] and f_shape[2] == a_shape[2]
+                and f_shape[2] and (dim == 3 or (dim == 4 and f_shape[3] == a_shape[3]
+                                                 and f_shape[3]))
+                and features.layout is _STRIDED and attn_logits.layout is _STRIDED
                 and features.device == attn_logits.device):
             return
     _validate_slowly(features, attn_logits, pool, compute_diversity)
