@@ -135,7 +135,7 @@ def cmd_bench(args) -> int:
         payload = {"environment": bm.environment(device), "build": _library.build_info(),
                    "copy_bandwidth_bytes_per_s": copy_bps,
                    "command": "python -m fusedattn " + shlex.join(args.argv),
-                   "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                   "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "interleaved": True,
                    "results": [r.to_dict() for r in results]}
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=1)

@@ -40,7 +40,7 @@ def test_bench_writes_json_plot_and_renders(tmp_path, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
     table = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "render.py"), str(path)],
                            capture_output=True, text=True, check=True).stdout
-    assert table.count("\n| 2,16,5x5,3 |") == 4
+    assert table.count("\n| attention_pool | 2,16,5x5,3 |") == 4
 
 
 def test_floor_bytes_match_spec():
