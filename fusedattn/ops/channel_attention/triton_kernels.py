@@ -1,0 +1,313 @@
+"""channel_attention's Triton backend (docs/channel_attention.md): kernels, launchers and the
+torch.library custom ops (with the op's shared fakes and autograd), in one file.
+
+Forward: _channel_attention_squeeze_kernel sums each (sample, channel) over a split of the
+pixels, _channel_attention_mlp_fwd_kernel (one program per sample) sums the splits in order and
+runs the bottleneck MLP and the gate, _channel_attention_excite_kernel writes y = x * g.
+Backward: the same squeeze of grad_y * x, _channel_attention_mlp_bwd_kernel back through the
+gate, fc2, the activation and fc1, the excite writing grad_x = grad_y * g + ds / N, and
+_channel_attention_batch_outer_kernel summing the parameters' gradients over the batch. No
+atomics: every sum runs in a fixed order. x is addressed through its strides (Triton specializes
+unit strides, so NCHW and channels_last tiles are both loaded coalesced); offsets are int64.
+"""
+
+from typing import Optional, Tuple
+
+import torch
+import triton
+import triton.language as tl
+
+from ... import _triton
+from ..._validation import accumulate_dtype
+from . import autograd
+
+RELU, SILU = 0, 1
+SIGMOID, HARDSIGMOID = 0, 1
+
+
+@triton.jit
+def _sigmoid(x):
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+@triton.jit
+def _activate(h, ACT: tl.constexpr):
+    if ACT == 0:
+        return tl.maximum(h, 0.0)
+    return h * _sigmoid(h)
+
+
+@triton.jit
+def _activation_grad(h, ACT: tl.constexpr):
+    if ACT == 0:
+        return tl.where(h > 0.0, 1.0, 0.0)
+    sg = _sigmoid(h)
+    return sg * (1.0 + h * (1.0 - sg))
+
+
+@triton.jit
+def _gate(u, GATE: tl.constexpr):
+    if GATE == 0:
+        return _sigmoid(u)
+    return tl.minimum(tl.maximum(u + 3.0, 0.0), 6.0) / 6.0
+
+
+@triton.jit
+def _gate_grad(u, g, GATE: tl.constexpr):
+    if GATE == 0:
+        return g * (1.0 - g)
+    return tl.where((u > -3.0) & (u < 3.0), 1.0 / 6.0, 0.0)
+
+
+@triton.jit
+def _channel_attention_squeeze_kernel(
+    a_ptr, b_ptr, partial_ptr, C, N, pixels_per_split,
+    s_ab, s_ac, s_an, s_bb, s_bc, s_bn,
+    HAS_B: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
+):
+    """Grid (B, channel blocks, splits): partial[b, split, c] = sum over the split's pixels of
+    a[b, c, n] (times b[b, c, n] when HAS_B)."""
+    b = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1) * BC + tl.arange(0, BC)
+    split = tl.program_id(2)
+    n_begin = split * pixels_per_split
+    n_end = tl.minimum(n_begin + pixels_per_split, N)
+    acc = tl.zeros([BC], tl.float32)
+    for n0 in range(n_begin, n_end, BN):
+        n = n0 + tl.arange(0, BN)
+        mask = (c[:, None] < C) & (n[None, :] < n_end)
+        x = tl.load(a_ptr + b * s_ab + c[:, None].to(tl.int64) * s_ac
+                    + n[None, :].to(tl.int64) * s_an, mask=mask, other=0.0).to(tl.float32)
+        if HAS_B:
+            x *= tl.load(b_ptr + b * s_bb + c[:, None].to(tl.int64) * s_bc
+                         + n[None, :].to(tl.int64) * s_bn, mask=mask, other=0.0).to(tl.float32)
+        acc += tl.sum(x, axis=1)
+    tl.store(partial_ptr + (b * tl.num_programs(2) + split) * C + c, acc, mask=c < C)
+
+
+@triton.jit
+def _sum_splits(partial_ptr, b, c, C, splits):
+    total = tl.zeros(c.shape, tl.float32)
+    for i in range(0, splits):
+        total += tl.load(partial_ptr + (b * splits + i) * C + c, mask=c < C, other=0.0)
+    return total
+
+
+@triton.jit
+def _channel_attention_mlp_fwd_kernel(
+    partial_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, s_ptr, h_ptr, u_ptr, scale_ptr,
+    C, N, R, splits,
+    HAS_B1: tl.constexpr, HAS_B2: tl.constexpr, ACT: tl.constexpr, GATE: tl.constexpr,
+    RP: tl.constexpr, BC: tl.constexpr,
+):
+    """One program per sample, the whole bottleneck (R <= RP) in registers: s = (sum of the
+    splits) / N, h = fc1(s), u = fc2(act(h)), scale = gate(u); s, h and u are saved."""
+    b = tl.program_id(0).to(tl.int64)
+    r = tl.arange(0, RP)
+    h = tl.zeros([RP], tl.float32)
+    for c0 in range(0, C, BC):
+        c = c0 + tl.arange(0, BC)
+        s = _sum_splits(partial_ptr, b, c, C, splits) / N
+        tl.store(s_ptr + b * C + c, s, mask=c < C)
+        w1 = tl.load(w1_ptr + r[:, None] * C + c[None, :], mask=(r[:, None] < R) & (c[None, :] < C),
+                     other=0.0).to(tl.float32)
+        h += tl.sum(w1 * s[None, :], axis=1)
+    if HAS_B1:
+        h += tl.load(b1_ptr + r, mask=r < R, other=0.0).to(tl.float32)
+    tl.store(h_ptr + b * R + r, h, mask=r < R)
+    z = tl.where(r < R, _activate(h, ACT), 0.0)
+    for c0 in range(0, C, BC):
+        c = c0 + tl.arange(0, BC)
+        w2 = tl.load(w2_ptr + c[:, None] * R + r[None, :], mask=(c[:, None] < C) & (r[None, :] < R),
+                     other=0.0).to(tl.float32)
+        u = tl.sum(w2 * z[None, :], axis=1)
+        if HAS_B2:
+            u += tl.load(b2_ptr + c, mask=c < C, other=0.0).to(tl.float32)
+        tl.store(u_ptr + b * C + c, u, mask=c < C)
+        tl.store(scale_ptr + b * C + c, _gate(u, GATE), mask=c < C)
+
+
+@triton.jit
+def _channel_attention_mlp_bwd_kernel(
+    partial_ptr, w1_ptr, w2_ptr, h_ptr, u_ptr, scale_ptr, shift_ptr, dh_ptr, du_ptr, z_ptr,
+    C, N, R, splits,
+    ACT: tl.constexpr, GATE: tl.constexpr, RP: tl.constexpr, BC: tl.constexpr,
+):
+    """One program per sample: du = (sum_n gy x) gate'(u), dz = fc2^T du, dh = dz act'(h),
+    ds = fc1^T dh; writes scale = g and shift = ds / N for the excite, and du, dh, act(h) for
+    the parameters' gradients."""
+    b = tl.program_id(0).to(tl.int64)
+    r = tl.arange(0, RP)
+    dz = tl.zeros([RP], tl.float32)
+    for c0 in range(0, C, BC):
+        c = c0 + tl.arange(0, BC)
+        u = tl.load(u_ptr + b * C + c, mask=c < C, other=0.0)
+        g = _gate(u, GATE)
+        du = tl.where(c < C, _sum_splits(partial_ptr, b, c, C, splits) * _gate_grad(u, g, GATE), 0.0)
+        tl.store(scale_ptr + b * C + c, g, mask=c < C)
+        tl.store(du_ptr + b * C + c, du, mask=c < C)
+        w2 = tl.load(w2_ptr + c[:, None] * R + r[None, :], mask=(c[:, None] < C) & (r[None, :] < R),
+                     other=0.0).to(tl.float32)
+        dz += tl.sum(w2 * du[:, None], axis=0)
+    h = tl.load(h_ptr + b * R + r, mask=r < R, other=0.0)
+    dh = tl.where(r < R, dz * _activation_grad(h, ACT), 0.0)
+    tl.store(dh_ptr + b * R + r, dh, mask=r < R)
+    tl.store(z_ptr + b * R + r, _activate(h, ACT), mask=r < R)
+    for c0 in range(0, C, BC):
+        c = c0 + tl.arange(0, BC)
+        w1 = tl.load(w1_ptr + r[:, None] * C + c[None, :], mask=(r[:, None] < R) & (c[None, :] < C),
+                     other=0.0).to(tl.float32)
+        ds = tl.sum(w1 * dh[:, None], axis=0)
+        tl.store(shift_ptr + b * C + c, ds / N, mask=c < C)
+
+
+@triton.jit
+def _channel_attention_batch_outer_kernel(
+    a_ptr, v_ptr, out_ptr, bias_ptr, B, I, J, BI: tl.constexpr, BJ: tl.constexpr,
+):
+    """out[i, j] = sum_b a[b, i] v[b, j] and bias[i] = sum_b a[b, i] (programs of the first
+    column block), summed over b in order: a parameter's gradient from per-sample vectors."""
+    i = tl.program_id(0) * BI + tl.arange(0, BI)
+    j = tl.program_id(1) * BJ + tl.arange(0, BJ)
+    acc = tl.zeros([BI, BJ], tl.float32)
+    bias = tl.zeros([BI], tl.float32)
+    for b in range(0, B):
+        a = tl.load(a_ptr + b * I + i, mask=i < I, other=0.0)
+        v = tl.load(v_ptr + b * J + j, mask=j < J, other=0.0)
+        acc += a[:, None] * v[None, :]
+        bias += a
+    tl.store(out_ptr + i[:, None] * J + j[None, :], acc, mask=(i[:, None] < I) & (j[None, :] < J))
+    if tl.program_id(1) == 0:
+        tl.store(bias_ptr + i, bias, mask=i < I)
+
+
+@triton.jit
+def _channel_attention_excite_kernel(
+    in_ptr, out_ptr, scale_ptr, shift_ptr, C, N,
+    s_ib, s_ic, s_in, s_ob, s_oc, s_on,
+    HAS_SHIFT: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
+):
+    """Grid (B, channel blocks, pixel blocks): out = in * scale[b, c] (+ shift[b, c])."""
+    b = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1) * BC + tl.arange(0, BC)
+    n = tl.program_id(2) * BN + tl.arange(0, BN)
+    mask = (c[:, None] < C) & (n[None, :] < N)
+    c64, n64 = c[:, None].to(tl.int64), n[None, :].to(tl.int64)
+    x = tl.load(in_ptr + b * s_ib + c64 * s_ic + n64 * s_in, mask=mask, other=0.0).to(tl.float32)
+    y = x * tl.load(scale_ptr + b * C + c, mask=c < C, other=0.0)[:, None]
+    if HAS_SHIFT:
+        y += tl.load(shift_ptr + b * C + c, mask=c < C, other=0.0)[:, None]
+    tl.store(out_ptr + b * s_ob + c64 * s_oc + n64 * s_on, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+# --------------------------------------------------------------------------------- launchers
+
+
+def launch_config(B: int, C: int, N: int, R: int, device) -> dict:
+    """Tile sizes and the pixel split, by a fixed heuristic (no autotuning, nothing to tune
+    under torch.compile):
+    - BC x BN: 32 channels x 128 pixels per streaming tile (fewer pixels for small maps);
+    - splits: the pixels of the squeeze split until there are ~2 programs per SM, at least 128
+      pixels each;
+    - RP: R padded to a power of two (the MLP holds the whole bottleneck), MLP_BC channels per
+      MLP tile so that a [RP, MLP_BC] weight tile is 4096 elements."""
+    BN = max(16, min(128, triton.next_power_of_2(N)))
+    BC = max(16, min(32, triton.next_power_of_2(C)))
+    programs_wanted = 2 * _triton.sm_count(device.index or 0) if device.type == "cuda" else 4
+    blocks = max(1, B * triton.cdiv(C, BC))
+    splits = max(1, min(triton.cdiv(programs_wanted, blocks), triton.cdiv(N, 128)))
+    per_split = triton.cdiv(triton.cdiv(N, splits), BN) * BN
+    RP = max(2, triton.next_power_of_2(R))
+    return dict(BN=BN, BC=BC, splits=triton.cdiv(N, per_split), pixels_per_split=per_split,
+                RP=RP, MLP_BC=max(16, min(triton.next_power_of_2(C), 4096 // RP)), num_warps=4)
+
+
+def _pixel_view(t: torch.Tensor) -> torch.Tensor:
+    """t as (B, C, N): a view wherever H and W merge (NCHW, channels_last), else a copy."""
+    return t.flatten(2) if t.dim() == 4 else t
+
+
+def _squeeze(a3, b3, cfg):
+    B, C, N = a3.shape
+    partials = a3.new_empty((B, cfg["splits"], C), dtype=torch.float32)
+    bb = b3 if b3 is not None else a3
+    _channel_attention_squeeze_kernel[(B, triton.cdiv(C, cfg["BC"]), cfg["splits"])](
+        a3, bb, partials, C, N, cfg["pixels_per_split"], *a3.stride(), *bb.stride(),
+        HAS_B=b3 is not None, BC=cfg["BC"], BN=cfg["BN"], num_warps=cfg["num_warps"])
+    return partials
+
+
+def _excite(in3, out3, scale, shift, cfg):
+    B, C, N = in3.shape
+    _channel_attention_excite_kernel[(B, triton.cdiv(C, cfg["BC"]), triton.cdiv(N, cfg["BN"]))](
+        in3, out3, scale, shift if shift is not None else scale, C, N, *in3.stride(),
+        *out3.stride(), HAS_SHIFT=shift is not None, BC=cfg["BC"], BN=cfg["BN"],
+        num_warps=cfg["num_warps"])
+
+
+def _matrix(w: torch.Tensor) -> torch.Tensor:
+    return w.reshape(w.shape[0], w.shape[1]).contiguous()
+
+
+@torch.library.custom_op("fusedattn::triton_channel_attention_fwd", mutates_args=())
+def channel_attention_fwd(x: torch.Tensor, fc1_weight: torch.Tensor,
+                          fc1_bias: Optional[torch.Tensor], fc2_weight: torch.Tensor,
+                          fc2_bias: Optional[torch.Tensor], activation: str, gate: str
+                          ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    y, squeezed, hidden, gate_logits = autograd.forward_fake(
+        x, fc1_weight, fc1_bias, fc2_weight, fc2_bias, activation, gate)
+    B, C = x.shape[:2]
+    if B == 0:
+        return y, squeezed, hidden, gate_logits
+    x3, y3 = _pixel_view(x), _pixel_view(y)
+    N, R = x3.shape[2], fc1_weight.shape[0]
+    cfg = launch_config(B, C, N, R, x.device)
+    w1, w2 = _matrix(fc1_weight), _matrix(fc2_weight)
+    scale = torch.empty_like(squeezed)
+    with _triton.on_device(x):
+        partials = _squeeze(x3, None, cfg)
+        _channel_attention_mlp_fwd_kernel[(B,)](
+            partials, w1, fc1_bias if fc1_bias is not None else w1, w2,
+            fc2_bias if fc2_bias is not None else w2, squeezed, hidden, gate_logits, scale,
+            C, N, R, cfg["splits"], HAS_B1=fc1_bias is not None, HAS_B2=fc2_bias is not None,
+            ACT=RELU if activation == "relu" else SILU,
+            GATE=SIGMOID if gate == "sigmoid" else HARDSIGMOID, RP=cfg["RP"], BC=cfg["MLP_BC"],
+            num_warps=cfg["num_warps"])
+        _excite(x3, y3, scale, None, cfg)
+    return y, squeezed, hidden, gate_logits
+
+
+@torch.library.custom_op("fusedattn::triton_channel_attention_bwd", mutates_args=())
+def channel_attention_bwd(grad_y: torch.Tensor, x: torch.Tensor, fc1_weight: torch.Tensor,
+                          fc2_weight: torch.Tensor, squeezed: torch.Tensor, hidden: torch.Tensor,
+                          gate_logits: torch.Tensor, activation: str, gate: str
+                          ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                     torch.Tensor]:
+    gx, gw1, gb1, gw2, gb2 = autograd.backward_fake(grad_y, x, fc1_weight, fc2_weight, squeezed,
+                                                    hidden, gate_logits, activation, gate)
+    B, C = x.shape[:2]
+    if B == 0:
+        return gx, gw1.zero_(), gb1.zero_(), gw2.zero_(), gb2.zero_()
+    x3, gy3, gx3 = _pixel_view(x), _pixel_view(grad_y), _pixel_view(gx)
+    N, R = x3.shape[2], fc1_weight.shape[0]
+    cfg = launch_config(B, C, N, R, x.device)
+    acc = accumulate_dtype(x.dtype)
+    scale, shift, du = (x.new_empty((B, C), dtype=acc) for _ in range(3))
+    dh, z = (x.new_empty((B, R), dtype=acc) for _ in range(2))
+    with _triton.on_device(x):
+        partials = _squeeze(gy3, x3, cfg)
+        _channel_attention_mlp_bwd_kernel[(B,)](
+            partials, _matrix(fc1_weight), _matrix(fc2_weight), hidden.contiguous(),
+            gate_logits.contiguous(), scale, shift, dh, du, z, C, N, R, cfg["splits"],
+            ACT=RELU if activation == "relu" else SILU,
+            GATE=SIGMOID if gate == "sigmoid" else HARDSIGMOID, RP=cfg["RP"], BC=cfg["MLP_BC"],
+            num_warps=cfg["num_warps"])
+        _excite(gy3, gx3, scale, shift, cfg)
+        for a, v, out, bias, I, J in ((dh, squeezed.contiguous(), gw1, gb1, R, C),
+                                      (du, z, gw2, gb2, C, R)):
+            _channel_attention_batch_outer_kernel[(triton.cdiv(I, 32), triton.cdiv(J, 32))](
+                a, v, out, bias, B, I, J, BI=32, BJ=32, num_warps=cfg["num_warps"])
+    return gx, gw1, gb1, gw2, gb2
+
+
+channel_attention = autograd.register(channel_attention_fwd, channel_attention_bwd)
