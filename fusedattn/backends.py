@@ -200,11 +200,12 @@ def run_function(op: str, name: str, device_type: str) -> Callable:
 def _choose_uncached(op: str, backend: str, device: torch.device, dtype: torch.dtype,
                      size_class: int) -> str:
     spec = _OPS[op]
-    # Sizes that stand for the shape class: one more than each limit exceeded, else the limit.
+    # Sizes that stand for the shape class: one more than the largest limit exceeded, else 0
+    # (within every limit; several backends may limit the same size differently).
     sizes = {}
     for i, (index, limit) in enumerate(spec.limits):
         what = spec.sizes[index]
-        sizes[what] = max(sizes.get(what, 0), limit + (size_class >> i & 1))
+        sizes[what] = max(sizes.get(what, 0), limit + 1 if size_class >> i & 1 else 0)
     if backend == "auto":
         for candidate in spec.order(device):
             why = spec.backends[candidate].unavailable_reason(device, dtype, sizes)
