@@ -19,7 +19,7 @@ def squeeze_excite_scale(x, fc1_weight, fc1_bias, fc2_weight, fc2_bias, activati
     acc = accumulate_dtype(x.dtype)
     B, C = x.shape[:2]
     R = fc1_weight.shape[0]
-    s = x.reshape(B, C, -1).mean(dim=-1, dtype=acc)
+    s = x.flatten(2).mean(dim=-1, dtype=acc) if x.dim() == 4 else x.mean(dim=-1, dtype=acc)
     hidden = F.linear(s, fc1_weight.reshape(R, C).to(acc),
                       None if fc1_bias is None else fc1_bias.to(acc))
     z = F.relu(hidden) if activation == "relu" else F.silu(hidden)

@@ -14,6 +14,7 @@ GATES = ("sigmoid", "hardsigmoid")
 _DTYPES = frozenset(SUPPORTED_DTYPES)
 _STRIDED = torch.strided
 _Tensor = torch.Tensor
+_PARAMETER_TYPES = (torch.Tensor, torch.nn.Parameter)  # the weights are usually Parameters
 
 
 def _matrix_ok(w, rows, cols) -> bool:
@@ -30,7 +31,8 @@ def validate_inputs(x, fc1_weight, fc1_bias, fc2_weight, fc2_bias, activation="r
 
     The common case is accepted after a few attribute reads (this runs on every call); anything
     else goes through the checks that name the argument and what was seen."""
-    if (type(x) is _Tensor and type(fc1_weight) is _Tensor and type(fc2_weight) is _Tensor
+    if (type(x) is _Tensor and type(fc1_weight) in _PARAMETER_TYPES
+            and type(fc2_weight) in _PARAMETER_TYPES
             and (activation == "relu" or activation == "silu")
             and (gate == "sigmoid" or gate == "hardsigmoid")):
         shape, dtype, wdtype = x.shape, x.dtype, fc1_weight.dtype
@@ -45,10 +47,10 @@ def validate_inputs(x, fc1_weight, fc1_bias, fc2_weight, fc2_bias, activation="r
                 and _matrix_ok(fc2_weight, C, R)
                 and fc1_weight.device == device and fc2_weight.device == device
                 and fc1_weight.layout is _STRIDED and fc2_weight.layout is _STRIDED
-                and (fc1_bias is None or (type(fc1_bias) is _Tensor and fc1_bias.dtype is wdtype
+                and (fc1_bias is None or (type(fc1_bias) in _PARAMETER_TYPES and fc1_bias.dtype is wdtype
                                           and fc1_bias.shape == (R,)
                                           and fc1_bias.device == device))
-                and (fc2_bias is None or (type(fc2_bias) is _Tensor and fc2_bias.dtype is wdtype
+                and (fc2_bias is None or (type(fc2_bias) in _PARAMETER_TYPES and fc2_bias.dtype is wdtype
                                           and fc2_bias.shape == (C,)
                                           and fc2_bias.device == device))):
             return
@@ -86,8 +88,9 @@ def _validate_slowly(x, fc1_weight, fc1_bias, fc2_weight, fc2_bias, activation, 
     wdtype = fc1_weight.dtype
     _check_parameter("fc2_weight", fc2_weight, ("(C, R, 1, 1)", "(C, R)"), x, wdtype,
                      [(C, R), (C, R, 1, 1)])
-    for name, bias, size in (("fc1_bias", fc1_bias, R), ("fc2_bias", fc2_bias, C)):
+    for name, bias, size, layout in (("fc1_bias", fc1_bias, R, "(R)"),
+                                     ("fc2_bias", fc2_bias, C, "(C)")):
         if bias is not None:
-            _check_parameter(name, bias, ("(n,)",), x, wdtype, [(size,)])
+            _check_parameter(name, bias, (layout,), x, wdtype, [(size,)])
     check_choice("activation", activation, ACTIVATIONS)
     check_choice("gate", gate, GATES)
