@@ -1,0 +1,76 @@
+"""What tests/emulation/sanitize.py runs for channel_attention's CUDA kernels
+(channel_attention_driver.cpp): the clean runs of each sanitizer build, and the planted mutants.
+
+The cases (the driver's kCases) take every loop at least twice (see there); ThreadSanitizer
+runs only launches of at most 8000 threads (fibers cost ~1.4 ms each): the "small" case, the
+one-pixel case and batch chunks, with a small SM count so that no split multiplies the grid.
+"""
+
+from typing import NamedTuple
+
+CASES = ["tiles", "wide", "chunks", "one_pixel", "small", "big_mlp"]
+DTYPES = ["float32", "bfloat16", "float16"]
+LAYOUTS = ["nchw", "nhwc"]
+
+CLEAN = [("asan", [case, dtype, layout], None)
+         for case in CASES for dtype in DTYPES for layout in LAYOUTS]
+CLEAN += [("asan", ["tiles", "float32", layout], env) for layout in LAYOUTS for env in (
+    {"FUSEDATTN_EMULATE_SM_COUNT": "1"}, {"FUSEDATTN_EMULATE_BLOCK_ORDER": "reverse"},
+    {"FUSEDATTN_EMULATE_BLOCK_ORDER": "shuffle:5"})]
+SMALL_GRIDS = {"FUSEDATTN_EMULATE_SM_COUNT": "2"}
+CLEAN += [("tsan", ["small", dtype, layout], SMALL_GRIDS)
+          for dtype, layout in (("float32", "nchw"), ("bfloat16", "nhwc"), ("float16", "nhwc"))]
+CLEAN += [("tsan", ["one_pixel", "float32", "nhwc"], SMALL_GRIDS),
+          ("tsan", ["chunks", "bfloat16", "nchw"], SMALL_GRIDS)]
+
+
+class Mutant(NamedTuple):
+    name: str
+    file: str           # under csrc/
+    old: str            # must occur exactly once
+    new: str
+    flavor: str         # the sanitizer build it runs in
+    args: list
+    env: dict
+    expect: list        # regexes the failing run's output must all match
+    why: str
+
+
+STREAMING = "channel_attention/cuda/streaming.cu"
+MLP = "channel_attention/cuda/mlp.cu"
+MUTANTS = [
+    Mutant("missing_barrier", STREAMING,
+           "  __syncthreads();\n  if (phase == 0 && unit < p.units) {",
+           "  if (phase == 0 && unit < p.units) {", "tsan", ["small", "float32", "nhwc"],
+           SMALL_GRIDS, [r"ThreadSanitizer: data race", r"streaming\.cu"],
+           "the barrier between the phases' partial sums and their reduction deleted"),
+    Mutant("global_tile_bound", STREAMING,
+           "  for (int64_t i = head + n_vec * kVec<T> + lane; i < len; i += 32) {",
+           "  for (int64_t i = head + n_vec * kVec<T> + lane; i <= len; i += 32) {", "asan",
+           ["tiles", "float32", "nchw"], {}, [r"AddressSanitizer", r"streaming\.cu"],
+           "a pixel row's tail loop one past the row: reads its poisoned padding"),
+    Mutant("shared_tile_bound", STREAMING,
+           "    for (int64_t q = 1; q < phases; ++q) {",
+           "    for (int64_t q = 1; q <= phases; ++q) {", "asan", ["small", "float32", "nhwc"], {},
+           [r"AddressSanitizer: heap-buffer-overflow", r"streaming\.cu"],
+           "the phase reduction one past the block's shared memory"),
+    Mutant("shuffle_exited_lanes", STREAMING,
+           "  acc = warp_sum(acc);\n  if (lane == 0) p.partials",
+           "  if (lane >= len) return;\n  acc = warp_sum(acc);\n  if (lane == 0) p.partials",
+           "asan", ["small", "float32", "nchw"], {},
+           [r"names exited lanes", r"reduce\.cuh:\d+"],
+           "lanes past a short row return before the warp's sum: its shuffles name exited lanes"),
+    Mutant("uninitialized_shared", MLP,
+           "  for (int64_t i = threadIdx.x; i < kSamplesPerBlock * p.C; i += kThreads) {\n"
+           "    const int64_t j = i / p.C, c = i % p.C, b = first + j;\n    const float mean",
+           "  for (int64_t i = threadIdx.x; i < kSamplesPerBlock * p.C - 1; i += kThreads) {\n"
+           "    const int64_t j = i / p.C, c = i % p.C, b = first + j;\n    const float mean",
+           "asan", ["chunks", "float32", "nchw"], {"FUSEDATTN_EMULATE_SM_COUNT": "2"},
+           [r"FAILED", r"got -?nan"],
+           "the MLP's last squeezed channel of a block left unwritten: shared memory read as NaN"),
+    Mutant("missing_shared_memory_optin", "common/cuda/runtime.cuh",
+           "    detail::allow_large_dynamic_shared_memory(reinterpret_cast<const void*>(kernel),\n"
+           "                                              stream.where);\n", "", "asan",
+           ["big_mlp", "float32", "nchw"], {}, [r"cudaFuncAttributeMaxDynamicSharedMemorySize"],
+           "the > 48 KB opt-in of the launch helper deleted: the MLP's 51 KB launch must be refused"),
+]
