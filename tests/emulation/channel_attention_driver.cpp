@@ -205,7 +205,7 @@ int run(const std::string& name, const Case& k, bool nchw, DType dtype, DType wd
   const bool pixel_rows = nchw || N == 1 ? !(N == 1 && !nchw) : false;
   const int64_t elem = sizeof(T);
   const bool vectors = !nchw && C % (16 / elem) == 0;
-  const fusedattn::cuda::DeviceInfo info = fusedattn::cuda::device_info(0);
+  const ca::cuda::DeviceLimits info = ca::cuda::device_limits(0);
 
   ca::ForwardParams fp{x.rows.data(), y.rows.data(), x.strides, y.strides, B, C, N, R, weights,
                        squeezed.data(), hidden.data(), gate_logits.data(), activation, g};

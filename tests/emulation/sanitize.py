@@ -4,6 +4,7 @@ UBSan, then a self-test of planted mutants that each must be reported.
 
     python tests/emulation/sanitize.py            # clean runs, then the mutants
     python tests/emulation/sanitize.py --clean    # clean runs only
+    python tests/emulation/sanitize.py --op channel_attention --mutant uninitialized_shared
 
 For each op with a driver (tests/emulation/<op>_driver.cpp) and a plan (<op>_plan.py: the cases
 each build runs, and the mutants), the driver is compiled with the kernels (the .cu files as
@@ -18,6 +19,7 @@ clean kernels and on any mutant not caught.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import os
 import re
@@ -52,24 +54,37 @@ def flags(csrc: Path, flavor: str) -> list[str]:
             f"-I{csrc}", f"-I{CUDA_HOME / 'include'}", *FLAVORS[flavor]]
 
 
-def compile_object(source: Path, obj: Path, csrc: Path, flavor: str) -> None:
-    obj.parent.mkdir(parents=True, exist_ok=True)
+def compile_object(source: Path, obj: Path, csrc: Path, flavor: str) -> Path:
+    """The object of `source`, compiled with `csrc` on the include path: cached by the hash of
+    its preprocessed text, so a mutant rebuilds only the translation units its change reaches."""
     language = ["-x", "c++"] if source.suffix == ".cu" else []
-    proc = subprocess.run(["g++", *flags(csrc, flavor), *language, "-c", str(source), "-o",
-                           str(obj)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"compiling {source} ({flavor}) failed:\n{proc.stderr[-4000:]}")
+    command = ["g++", *flags(csrc, flavor), *language]
+    pre = subprocess.run([*command, "-E", "-P", str(source)], capture_output=True, text=True)
+    if pre.returncode != 0:
+        raise RuntimeError(f"preprocessing {source} ({flavor}) failed:\n{pre.stderr[-4000:]}")
+    digest = hashlib.sha256((pre.stdout + " ".join(FLAVORS[flavor])).encode()).hexdigest()[:20]
+    cached = CACHE / "objects" / flavor / f"{source.name}.{digest}.o"
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([*command, "-c", str(source), "-o", str(cached)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"compiling {source} ({flavor}) failed:\n{proc.stderr[-4000:]}")
+    return cached
 
 
 def build(op: str, csrc: Path, flavor: str, out: Path) -> Path:
     """The op's driver linked with its kernels from `csrc` (the repository's, or a mutated
     copy) and the emulator, in one sanitizer flavor."""
     sources = [csrc / "common" / "emulation" / "emulator.cpp", HERE / f"{op}_driver.cpp",
-               *sorted((csrc / op / "cuda").glob("*.cu"))]
-    objects = [out / flavor / (s.name + ".o") for s in sources]
+               *sorted((csrc / op / "cuda").glob("*.cu")),
+               *sorted((csrc / op / "cuda").glob("*.cpp"))]
+    # (The op's torch host code, ops_*.cpp, is not the kernels': the driver stands in for it.)
+    sources = [s for s in sources if not s.name.startswith("ops_")]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        list(pool.map(lambda so: compile_object(so[0], so[1], csrc, flavor), zip(sources, objects)))
+        objects = list(pool.map(lambda s: compile_object(s, None, csrc, flavor), sources))
     exe = out / flavor / f"{op}_driver"
+    exe.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["g++", *FLAVORS[flavor], *map(str, objects), "-o", str(exe)], check=True)
     return exe
 
@@ -130,6 +145,8 @@ def mutant_runs(op: str, plan, work: Path) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clean", action="store_true", help="clean runs only, no mutants")
+    parser.add_argument("--op", action="append", help="only this op (repeatable)")
+    parser.add_argument("--mutant", action="append", help="only this mutant (repeatable)")
     args = parser.parse_args(argv)
     if shutil.which("g++") is None or not (CUDA_HOME / "include" / "cuda_fp16.h").exists():
         print(f"needs g++ and the CUDA headers (CUDA_HOME={CUDA_HOME})")
@@ -137,11 +154,16 @@ def main(argv=None) -> int:
     status = 0
     for driver in sorted(HERE.glob("*_driver.cpp")):
         op = driver.name[: -len("_driver.cpp")]
+        if args.op and op not in args.op:
+            continue
         plan = load_plan(op)
+        if args.mutant:
+            plan.MUTANTS = [m for m in plan.MUTANTS if m.name in args.mutant]
         start = time.time()
         print(f"== {op}: clean kernels under ThreadSanitizer and AddressSanitizer + UBSan")
         exes = {flavor: build(op, ROOT / "csrc", flavor, CACHE / op) for flavor in FLAVORS}
-        status |= clean_runs(op, plan, exes) != 0
+        if not args.mutant:
+            status |= clean_runs(op, plan, exes) != 0
         if not args.clean:
             print(f"== {op}: planted mutants, each must be reported")
             with tempfile.TemporaryDirectory(prefix=f"mutants-{op}-") as work:

@@ -17,9 +17,6 @@
 #include <stdint.h>
 
 namespace fusedattn {
-namespace cuda {
-struct DeviceInfo;
-}  // namespace cuda
 namespace channel_attention {
 namespace cuda {
 
@@ -45,9 +42,16 @@ struct Plan {
   int sm_count;              // the device's
 };
 
+// What a plan needs of the device (queried once per device and cached).
+struct DeviceLimits {
+  int sm_count;
+  size_t l2_cache_bytes;
+};
+DeviceLimits device_limits(int device);
+
 // slab_tensors: how many (C x N) tensors a pass keeps in L2 per sample (1 forward, 2 backward).
 Plan make_plan(int64_t B, int64_t C, int64_t N, int64_t element_bytes, int slab_tensors,
-               bool pixel_rows, bool vector_units, const ::fusedattn::cuda::DeviceInfo& device);
+               bool pixel_rows, bool vector_units, const DeviceLimits& device);
 
 // Float scratch of a call: the squeeze's partial sums and the per-(sample, channel) scale and
 // shift of the excite, for one chunk.

@@ -230,8 +230,13 @@ int64_t element_bytes(DType dtype) { return dtype == DType::Float ? 4 : 2; }
 
 }  // namespace
 
+DeviceLimits device_limits(int device) {
+  const DeviceInfo info = device_info(device);
+  return {info.sm_count, info.l2_cache_bytes};
+}
+
 Plan make_plan(int64_t B, int64_t C, int64_t N, int64_t elem, int slab_tensors, bool pixel_rows,
-               bool vector_units, const DeviceInfo& device) {
+               bool vector_units, const DeviceLimits& device) {
   Plan plan{};
   plan.sm_count = device.sm_count;
   plan.pixel_rows = pixel_rows;

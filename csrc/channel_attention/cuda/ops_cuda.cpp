@@ -4,7 +4,6 @@
 // stream (so CUDA graphs and torch.compile capture the launches). The kernels are in
 // streaming.cu and mlp.cu.
 #include "../../common/cuda/host.h"
-#include "../../common/cuda/runtime.cuh"
 #include "../../common/library.h"
 #include "../host.h"
 #include "kernels.h"
@@ -19,7 +18,6 @@ namespace {
 
 using ::fusedattn::cuda::current_stream;
 using ::fusedattn::cuda::DeviceGuard;
-using ::fusedattn::cuda::device_info;
 using ::fusedattn::cuda::kernel_dtype;
 
 constexpr int64_t kMaxChannels = 8192, kMaxSqueezeChannels = 4096;
@@ -60,7 +58,7 @@ Plan plan_for(const Tensor& a, const Tensor* b, const Shape& sh, int slab_tensor
   }
   if (sh.N == 1) pixel_rows = sa.c != 1;  // one pixel: read along the channels when they are dense
   return make_plan(sh.B, sh.C, sh.N, a.element_size(), slab_tensors, pixel_rows, vectors,
-                   device_info(a.get_device_index()));
+                   device_limits(a.get_device_index()));
 }
 
 Tensor workspace_for(const Tensor& like, const Plan& plan, const Shape& sh) {

@@ -31,7 +31,7 @@ template <typename T>
 __device__ __forceinline__ void load_vector(const T* p, float (&out)[kVec<T>]) {
   const uint4 raw = load_global_v4(reinterpret_cast<const uint4*>(p));
   T values[kVec<T>];
-  memcpy(values, &raw, sizeof raw);
+  memcpy(static_cast<void*>(values), &raw, sizeof raw);
 #pragma unroll
   for (int j = 0; j < kVec<T>; ++j) out[j] = to_float(values[j]);
 }

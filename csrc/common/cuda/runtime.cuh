@@ -83,12 +83,16 @@ __device__ __forceinline__ V load_global_v4(const V* address,
 #if defined(FUSEDATTN_CUDA_EMULATION)
   ::fusedattn::emulation::check_alignment(address, 16, "load_global_v4", where);
   return *address;
-#else
+#elif defined(__CUDACC__)
   (void)where;
   const uint4 bits = __ldg(reinterpret_cast<const uint4*>(address));
   V value;
   memcpy(&value, &bits, sizeof value);
   return value;
+#else
+  // A host compiler's pass over launch code (g++ on ops_cuda.cpp): declared, never called.
+  (void)where;
+  return *address;
 #endif
 }
 
@@ -100,11 +104,17 @@ __device__ __forceinline__ void store_global_v4(V* address, const V& value,
 #if defined(FUSEDATTN_CUDA_EMULATION)
   ::fusedattn::emulation::check_alignment(address, 16, "store_global_v4", where);
   *address = value;
-#else
+#elif defined(__CUDACC__)
   (void)where;
   uint4 bits;
   memcpy(&bits, &value, sizeof bits);
-  *reinterpret_cast<uint4*>(address) = bits;
+  // Inline PTX: a plain uint4 assignment was seen split into four 32-bit stores.
+  asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(address), "r"(bits.x),
+               "r"(bits.y), "r"(bits.z), "r"(bits.w)
+               : "memory");
+#else
+  (void)where;
+  *address = value;
 #endif
 }
 
