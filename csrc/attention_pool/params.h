@@ -19,7 +19,6 @@ struct ForwardParams {
   int64_t sfb, sfc, sfn, sab, sak, san;
   int64_t B, C, K, N;
   bool mean_pool;
-  int splits;            // CUDA: channel splits per sample
 };
 
 struct BackwardParams {
@@ -35,8 +34,6 @@ struct BackwardParams {
   int64_t sfb, sfc, sfn, sab, sak, san, gfb, gfc, gfn, gab, gak, gan;
   int64_t B, C, K, N;
   bool mean_pool;
-  int splits;        // CUDA: channel splits per sample
-  float* gw_splits;  // CUDA: (B, splits, K, N) scratch, each split's share of gw
 };
 
 }  // namespace attention_pool

@@ -65,15 +65,18 @@ def test_agrees_with_triton(case):
         torch.testing.assert_close(x.float(), y.float(), atol=2e-2, rtol=2e-2)
 
 
-def test_more_maps_than_the_kernels_hold():
+@pytest.mark.parametrize("K", [64, 65, 130])
+def test_any_number_of_maps(K):
+    """The kernels tile over the maps: K past one group of 64 (two and three groups, and the
+    separate gf launch they need) runs on the cuda backend and matches the reference."""
     device = require_backend("cuda", torch.float32)
-    f, a = make_inputs(2, 16, 4, 4, 65, device=device)
-    with pytest.raises(fusedattn.BackendUnavailableError, match="at most 64 attention maps"):
-        fusedattn.attention_pool(f, a, backend="cuda")
-    shape_class = fusedattn.backends.shape_class("attention_pool", (65,))
-    assert fusedattn.backends.choose("attention_pool", "auto", f.device, f.dtype,
-                                     shape_class) != "cuda"
-    check_against_reference("auto", f, a)
+    for dtype in (torch.float32, torch.bfloat16):
+        for layout in ("contiguous", "channels_last"):
+            f, a = make_inputs(2, 70, 5, 8, K, dtype=dtype, layout=layout, device=device)
+            check_against_reference("cuda", f, a)
+    shape_class = fusedattn.backends.shape_class("attention_pool", (K,))
+    assert fusedattn.backends.choose("attention_pool", "cuda", f.device, f.dtype,
+                                     shape_class) == "cuda"
 
 
 @needs_gpu

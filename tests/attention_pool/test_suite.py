@@ -10,7 +10,9 @@ from fusedattn.ops.attention_pool.benchmarks import SPEC_SHAPES as SPEC_BENCHMAR
 from fusedattn.ops.attention_pool.testing import LAYOUTS, check_against_reference, make_inputs, run
 from helpers import ALL_BACKENDS, HAS_GPU, TRITON_INTERPRETED, require_backend
 
-# (B, C, H, W, K): odd channel counts, N = 1, K = 1, C = 1, H != W, K = 33, N = 3136.
+# (B, C, H, W, K): odd channel counts, N = 1, K = 1, C = 1, H != W, K = 33, N = 3136; with the
+# CUDA kernels' tiles (64 channels, 32 pixels, maps in groups of up to 64), shapes that take
+# every tiled loop at least twice (3 channel tiles and 3 pixel chunks; 3 map groups).
 CASES = [
     (2, 17, 7, 9, 5),
     (1, 1, 1, 1, 1),
@@ -19,6 +21,8 @@ CASES = [
     (2, 40, 5, 4, 33),
     (4, 64, 20, 20, 8),
     (1, 24, 56, 56, 3),
+    (2, 130, 9, 9, 8),
+    (1, 70, 6, 7, 130),
 ]
 # The spec's benchmark shapes (docs/attention_pool.md; GPU only: too large for the CPU suite).
 SPEC_SHAPES = [(s.B, s.C, s.H, s.W, s.K) for s in SPEC_BENCHMARK_SHAPES]
@@ -36,7 +40,7 @@ def _skip_slow_interpreter(backend, B, C, H, W, K):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "B{}C{}H{}W{}K{}".format(*c))
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_matches_reference(backend, case, dtype, layout):
-    device = require_backend(backend, dtype)
+    device = require_backend(backend, dtype, {"attention maps": case[4]})
     _skip_slow_interpreter(backend, *case)
     B, C, H, W, K = case
     f, a = make_inputs(B, C, H, W, K, dtype=dtype, layout=layout, device=device)

@@ -5,11 +5,14 @@
 // set that takes every tiled loop of the kernels at least twice; with a planted mutant of the
 // kernels it must fail.
 //
-//   attention_pool_driver <case> <float32|bfloat16|float16> <nchw|nhwc>
+//   attention_pool_driver <case> <float32|bfloat16|float16> <nchw|nhwc|dense|rows8>
 //
-// Inputs and gradients live in strided buffers whose gaps (after every contiguous run, and a
-// whole run's worth after every sample) are poisoned under ASan, so a one-element over-read or
-// over-write anywhere is reported, not only past the end of a buffer. Outputs start as 0xFF
+// Inputs and gradients live in strided buffers whose gaps are poisoned under ASan, so a
+// one-element over-read or over-write anywhere is reported, not only past the end of a buffer:
+// nchw (pixel runs, 16-byte aligned, a gap after each run and a run's worth after each sample),
+// nhwc (channel runs, likewise), dense (NCHW rows back to back, a gap after each sample: small
+// maps take the kernels' flat path) and rows8 (pixel runs only 8-byte aligned: the element by
+// element path). Outputs start as 0xFF
 // bytes (NaN): an element nobody writes fails the check. Exit 0: right; 1: wrong or a launch
 // error (printed); a sanitizer report exits with the sanitizer's code.
 #include <cmath>
@@ -44,7 +47,9 @@ const std::map<std::string, Case> kCases = {
     {"tiles", {2, 130, 9, 9, 8, false, true}},         // 3 channel tiles, 2 pixel tiles
     {"maps33", {2, 70, 15, 20, 33, true, true}},       // 5 + 2 pixel tiles, 16 maps a thread
     {"maps64", {1, 65, 7, 7, 64, false, true}},        // the most maps, one sample
-    {"maps9", {3, 40, 5, 4, 9, true, false}},          // no diversity, 4 maps a thread
+    {"maps9", {3, 40, 5, 4, 9, true, false}},          // no diversity, 2 map tiles
+    {"maps70", {2, 70, 5, 8, 70, false, true}},        // two map groups: gf launched apart
+    {"small_map", {2, 130, 7, 7, 8, false, true}},     // 7x7: the flat path where dense
     {"one_pixel", {2, 17, 1, 1, 1, false, true}},      // N = 1: loads along the channels
     {"no_channels", {2, 0, 4, 4, 3, false, true}},     // C = 0: no pooling work at all
 };
@@ -72,27 +77,36 @@ double to_double(float x) { return x; }
 double to_double(__half x) { return __half2float(x); }
 double to_double(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-// A (B, R, N) tensor with contiguous runs along N (nchw) or along R (nhwc), each run 16-byte
-// aligned and followed by at least 8 poisoned bytes, and a poisoned run after every sample.
+enum class Layout { kNchw, kNhwc, kDense, kRows8 };
+
+// A (B, R, N) tensor in one of the layouts above. Runs are contiguous (along N, or along R for
+// nhwc), start 16-byte aligned (8 for rows8) and are followed by poisoned bytes (none between
+// the runs of dense, which a poisoned run after every sample closes).
 template <typename T>
 class StridedTensor {
  public:
-  StridedTensor(int64_t B, int64_t R, int64_t N, bool runs_along_pixels)
-      : B_(B), R_(R), N_(N) {
-    const int64_t run = runs_along_pixels ? N : R, runs = runs_along_pixels ? R : N;
-    const int64_t per16 = 16 / static_cast<int64_t>(sizeof(T));
-    const int64_t run_stride = (run * static_cast<int64_t>(sizeof(T)) + 8 + 15) / 16 * per16;
-    sample_stride_ = (runs + 1) * run_stride;
-    stride_r_ = runs_along_pixels ? run_stride : 1;
-    stride_n_ = runs_along_pixels ? 1 : run_stride;
+  StridedTensor(int64_t B, int64_t R, int64_t N, Layout layout) {
+    const bool along_pixels = layout != Layout::kNhwc;
+    const int64_t run = along_pixels ? N : R, runs = along_pixels ? R : N;
+    const int64_t e = static_cast<int64_t>(sizeof(T));
+    int64_t run_stride = (run * e + 8 + 15) / 16 * (16 / e);  // a gap of at least 8 bytes
+    if (layout == Layout::kDense) run_stride = run;
+    if (layout == Layout::kRows8) run_stride = (run * e + 8 + 7) / 8 * (8 / e) | (8 / e);
+    const int64_t v = 16 / e;  // samples start 16-byte aligned
+    sample_stride_ = ((runs + 1) * run_stride + v - 1) / v * v;
+    stride_r_ = along_pixels ? run_stride : 1;
+    stride_n_ = along_pixels ? 1 : run_stride;
     bytes_ = static_cast<size_t>((B > 0 ? B : 1) * sample_stride_) * sizeof(T);
     if (posix_memalign(reinterpret_cast<void**>(&data_), 64, bytes_) != 0) throw std::bad_alloc();
     std::memset(data_, 0xFF, bytes_);
     ASAN_POISON_MEMORY_REGION(data_, bytes_);
     for (int64_t b = 0; b < B; ++b) {
+      if (layout == Layout::kDense) {
+        ASAN_UNPOISON_MEMORY_REGION(data_ + b * sample_stride_, runs * run * e);
+        continue;
+      }
       for (int64_t i = 0; i < runs; ++i) {
-        ASAN_UNPOISON_MEMORY_REGION(data_ + b * sample_stride_ + i * run_stride,
-                                    run * static_cast<int64_t>(sizeof(T)));
+        ASAN_UNPOISON_MEMORY_REGION(data_ + b * sample_stride_ + i * run_stride, run * e);
       }
     }
   }
@@ -112,7 +126,7 @@ class StridedTensor {
   int64_t stride_n() const { return stride_n_; }
 
  private:
-  int64_t B_, R_, N_, sample_stride_, stride_r_, stride_n_;
+  int64_t sample_stride_, stride_r_, stride_n_;
   size_t bytes_;
   T* data_ = nullptr;
 };
@@ -241,10 +255,12 @@ class Check {
 };
 
 template <typename T>
-int run(const std::string& name, const Case& c, bool nchw, DType dtype, double atol, double rtol) {
+int run(const std::string& name, const Case& c, Layout layout, DType dtype, double atol,
+        double rtol) {
   const int64_t B = c.B, C = c.C, K = c.K, N = c.H * c.W;
   Random random(42);
-  StridedTensor<T> f(B, C, N, nchw), a(B, K, N, nchw), gf(B, C, N, nchw), ga(B, K, N, nchw);
+  StridedTensor<T> f(B, C, N, layout), a(B, K, N, layout), gf(B, C, N, layout),
+      ga(B, K, N, layout);
   std::vector<double> f64(B * C * N), a64(B * K * N), gv(B * K * C), gs(B * K), gd(B);
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t ch = 0; ch < C; ++ch) {
@@ -280,11 +296,17 @@ int run(const std::string& name, const Case& c, bool nchw, DType dtype, double a
   fp.sfb = f.stride_b(), fp.sfc = f.stride_r(), fp.sfn = f.stride_n();
   fp.sab = a.stride_b(), fp.sak = a.stride_r(), fp.san = a.stride_n();
   fp.B = B, fp.C = C, fp.K = K, fp.N = N, fp.mean_pool = c.mean_pool;
-  fp.splits = ap::cuda::num_splits(B, C, 0, std::numeric_limits<int>::max());
-  ap::cuda::launch_forward(fp, dtype, nullptr);
+  // The plans as ops_cuda.cpp makes them: the feature load from the strides, the emulated
+  // device's SM count (FUSEDATTN_EMULATE_SM_COUNT changes it).
+  const ap::cuda::FeatureLoad load = ap::cuda::choose_feature_load(
+      sizeof(T), reinterpret_cast<uintptr_t>(f.data()), f.stride_b(), f.stride_r(), f.stride_n(),
+      C, N);
+  const int sms = ap::cuda::device_sm_count(0);
+  const ap::cuda::ForwardPlan fplan = ap::cuda::plan_forward(B, C, K, N, sizeof(T), load, sms);
+  auto w_scratch = unwritten<T>(static_cast<int64_t>(fplan.w_scratch_elements));
+  auto partial = unwritten<float>(static_cast<int64_t>(fplan.partial_floats));
+  ap::cuda::launch_forward(fp, fplan, dtype, {w_scratch.data(), partial.data()}, nullptr);
 
-  const int64_t splits = ap::cuda::num_splits(B, C, 0, std::numeric_limits<int>::max());
-  auto gw_splits = unwritten<float>(B * splits * K * N);
   ap::BackwardParams bp{};
   bp.grad_pooled = gv_stored.data(), bp.grad_importance = gs32.data();
   bp.grad_diversity = c.diversity ? gd32.data() : nullptr;
@@ -296,9 +318,20 @@ int run(const std::string& name, const Case& c, bool nchw, DType dtype, double a
   bp.gfb = gf.stride_b(), bp.gfc = gf.stride_r(), bp.gfn = gf.stride_n();
   bp.gab = ga.stride_b(), bp.gak = ga.stride_r(), bp.gan = ga.stride_n();
   bp.B = B, bp.C = C, bp.K = K, bp.N = N, bp.mean_pool = c.mean_pool;
-  bp.splits = static_cast<int>(splits);
-  bp.gw_splits = gw_splits.data();
-  ap::cuda::launch_backward(bp, dtype, nullptr);
+  const ap::cuda::FeatureLoad bload = ap::cuda::choose_backward_load(
+      load, sizeof(T), reinterpret_cast<uintptr_t>(gf.data()), gf.stride_b(), gf.stride_r(),
+      gf.stride_n(), C, N);
+  const ap::cuda::BackwardPlan bplan = ap::cuda::plan_backward(B, C, K, N, sizeof(T), bload, sms);
+  auto bw_scratch = unwritten<T>(static_cast<int64_t>(bplan.w_scratch_elements));
+  auto gw = unwritten<float>(static_cast<int64_t>(bplan.gw_floats));
+  auto sums = unwritten<float>(static_cast<int64_t>(bplan.sums_floats));
+  ap::cuda::launch_backward(bp, bplan, dtype, {bw_scratch.data(), gw.data(), sums.data()},
+                            nullptr);
+  std::printf("%s: %s loads, %lld pixel splits, %lld channel splits, %lld map groups\n",
+              name.c_str(), ap::cuda::feature_load_name(load),
+              static_cast<long long>(fplan.pixel_splits),
+              static_cast<long long>(bplan.channel_splits),
+              static_cast<long long>(fplan.map_groups));
 
   Check check(atol, rtol);
   for (int64_t i = 0; i < B * K * C; ++i) check.close(to_double(pooled[i]), want.pooled[i], "pooled", i);
@@ -323,8 +356,8 @@ int run(const std::string& name, const Case& c, bool nchw, DType dtype, double a
       }
     }
   }
-  std::printf("%s %s: %s (%d mismatches)\n", name.c_str(), nchw ? "nchw" : "nhwc",
-              check.failures() ? "FAILED" : "ok", check.failures());
+  std::printf("%s: %s (%d mismatches)\n", name.c_str(), check.failures() ? "FAILED" : "ok",
+              check.failures());
   return check.failures() ? 1 : 0;
 }
 
@@ -332,20 +365,28 @@ int run(const std::string& name, const Case& c, bool nchw, DType dtype, double a
 
 int main(int argc, char** argv) {
   if (argc != 4 || !kCases.count(argv[1])) {
-    std::fprintf(stderr, "usage: %s <case> <float32|bfloat16|float16> <nchw|nhwc>; cases:", argv[0]);
+    std::fprintf(stderr, "usage: %s <case> <float32|bfloat16|float16> <nchw|nhwc|dense|rows8>; cases:",
+                 argv[0]);
     for (const auto& entry : kCases) std::fprintf(stderr, " %s", entry.first.c_str());
     std::fprintf(stderr, "\n");
     return 2;
   }
   const Case& c = kCases.at(argv[1]);
-  const std::string dtype = argv[2];
-  const bool nchw = std::string(argv[3]) == "nchw";
+  const std::string dtype = argv[2], layout_name = argv[3];
+  const std::map<std::string, Layout> layouts = {{"nchw", Layout::kNchw}, {"nhwc", Layout::kNhwc},
+                                                 {"dense", Layout::kDense}, {"rows8", Layout::kRows8}};
+  if (!layouts.count(layout_name)) {
+    std::fprintf(stderr, "unknown layout %s\n", layout_name.c_str());
+    return 2;
+  }
+  const Layout layout = layouts.at(layout_name);
+  const std::string name = std::string(argv[1]) + " " + dtype + " " + layout_name;
   try {
     // Tolerances relative to float64 on the same rounded inputs: float32 accumulation, and the
     // rounding of 16-bit outputs and gradients.
-    if (dtype == "float32") return run<float>(argv[1], c, nchw, DType::Float, 2e-4, 2e-4);
-    if (dtype == "bfloat16") return run<__nv_bfloat16>(argv[1], c, nchw, DType::BFloat16, 2e-2, 2e-2);
-    if (dtype == "float16") return run<__half>(argv[1], c, nchw, DType::Half, 4e-3, 4e-3);
+    if (dtype == "float32") return run<float>(name, c, layout, DType::Float, 2e-4, 2e-4);
+    if (dtype == "bfloat16") return run<__nv_bfloat16>(name, c, layout, DType::BFloat16, 2e-2, 2e-2);
+    if (dtype == "float16") return run<__half>(name, c, layout, DType::Half, 4e-3, 4e-3);
   } catch (const std::exception& error) {
     std::printf("%s\n", error.what());
     return 1;

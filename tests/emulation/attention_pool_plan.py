@@ -1,29 +1,36 @@
 """What tests/emulation/sanitize.py runs for attention_pool's CUDA kernels
 (attention_pool_driver.cpp): the clean runs of each sanitizer build, and the planted mutants.
 
-The cases (attention_pool_driver.cpp's kCases) take every tiled loop at least twice; fibers
-are costly to create under ThreadSanitizer (about 1.4 ms each), so its runs are a subset.
-FUSEDATTN_EMULATE_SM_COUNT=2 makes a channel split hold several channel tiles, and the block
-orders show any dependence on the order blocks run in.
+The driver's cases (kCases) take every tiled loop at least twice between them; its layouts
+reach every way the kernels load features (nchw and nhwc: 16-byte cp.async rows; dense: the
+flat span of small maps; rows8: element by element). Fibers are costly to create under
+ThreadSanitizer (about 1.4 ms each), so its runs are a subset. FUSEDATTN_EMULATE_SM_COUNT=1
+makes one block stream several pixel chunks (forward) and channel tiles (backward), so the
+cp.async ring turns over; the block orders show any dependence on the order blocks run in.
 """
 
 from typing import NamedTuple
 
-CASES = ["tiles", "maps33", "maps64", "maps9", "one_pixel", "no_channels"]
-DTYPES = ["float32", "bfloat16", "float16"]
-LAYOUTS = ["nchw", "nhwc"]
+CASES = ["tiles", "maps33", "maps64", "maps9", "maps70", "small_map", "one_pixel", "no_channels"]
+LAYOUTS = ["nchw", "nhwc", "dense", "rows8"]
+ONE_SM = {"FUSEDATTN_EMULATE_SM_COUNT": "1"}
 
-CLEAN = [("asan", [case, dtype, layout], None)
-         for case in CASES for dtype in DTYPES for layout in LAYOUTS]
-CLEAN += [("asan", ["tiles", "float32", layout], env) for layout in LAYOUTS for env in (
-    {"FUSEDATTN_EMULATE_SM_COUNT": "2"}, {"FUSEDATTN_EMULATE_SM_COUNT": "1"},
-    {"FUSEDATTN_EMULATE_BLOCK_ORDER": "reverse"},
-    {"FUSEDATTN_EMULATE_BLOCK_ORDER": "shuffle:11"})]
+# Every case in every layout in bfloat16; float32 and float16 in two layouts each (the dtype
+# only changes element sizes and conversions, not the paths).
+CLEAN = [("asan", [case, "bfloat16", layout], None) for case in CASES for layout in LAYOUTS]
+CLEAN += [("asan", [case, "float32", layout], None) for case in CASES for layout in ("nchw", "rows8")]
+CLEAN += [("asan", [case, "float16", layout], None) for case in CASES for layout in ("nhwc", "dense")]
+CLEAN += [("asan", [case, "bfloat16", layout], env) for case in ("tiles", "small_map", "maps70")
+          for layout in ("nchw", "dense") for env in (
+              ONE_SM, {"FUSEDATTN_EMULATE_SM_COUNT": "7"},
+              {"FUSEDATTN_EMULATE_BLOCK_ORDER": "reverse"},
+              {"FUSEDATTN_EMULATE_BLOCK_ORDER": "shuffle:11"})]
 CLEAN += [
-    ("tsan", ["tiles", "float32", "nchw"], None),
-    ("tsan", ["tiles", "bfloat16", "nhwc"], {"FUSEDATTN_EMULATE_SM_COUNT": "2"}),
-    ("tsan", ["maps33", "bfloat16", "nhwc"], None),
-    ("tsan", ["maps64", "float16", "nchw"], None),
+    ("tsan", ["tiles", "bfloat16", "nchw"], ONE_SM),
+    ("tsan", ["tiles", "float32", "nhwc"], None),
+    ("tsan", ["small_map", "bfloat16", "dense"], ONE_SM),
+    ("tsan", ["maps70", "float16", "rows8"], ONE_SM),
+    ("tsan", ["maps33", "bfloat16", "nhwc"], ONE_SM),
     ("tsan", ["one_pixel", "float32", "nhwc"], None),
 ]
 
@@ -40,45 +47,41 @@ class Mutant(NamedTuple):
     why: str
 
 
-TILES = ["tiles", "float32", "nchw"]
+TILES = ["tiles", "bfloat16", "nchw"]
 MUTANTS = [
     Mutant("missing_barrier", "attention_pool/cuda/forward.cu",
-           "      __syncthreads();  // the previous tile is consumed\n", "", "tsan", TILES, {},
-           [r"ThreadSanitizer: data race", r"forward\.cu"],
-           "the tile loop's 'tile consumed' barrier deleted: the next tile's loads race the "
-           "previous tile's reads"),
-    Mutant("global_tile_bound", "attention_pool/cuda/kernel_common.cuh",
-           "(gc < C && gn < N) ? to_float(", "(gc <= C && gn < N) ? to_float(", "asan", TILES,
-           {}, [r"AddressSanitizer: use-after-poison", r"kernel_common\.cuh"],
-           "a channel tile's bound one past the features: reads the poisoned gap after a sample"),
-    Mutant("shared_tile_bound", "attention_pool/cuda/kernel_common.cuh",
-           "  for (int i = threadIdx.x; i < kChannelTile * kPixelTile; i += kThreads) {\n"
-           "    const int c = channels_fast ? i % kChannelTile : i / kPixelTile;\n"
-           "    const int n = channels_fast ? i / kChannelTile : i % kPixelTile;\n"
-           "    const int64_t gc = c0 + c, gn = n0 + n;\n    tile[",
-           "  for (int i = threadIdx.x; i <= kChannelTile * kPixelTile; i += kThreads) {\n"
-           "    const int c = channels_fast ? i % kChannelTile : i / kPixelTile;\n"
-           "    const int n = channels_fast ? i / kChannelTile : i % kPixelTile;\n"
-           "    const int64_t gc = c0 + c, gn = n0 + n;\n    tile[", "asan", TILES, {},
-           [r"AddressSanitizer: heap-buffer-overflow", r"kernel_common\.cuh"],
-           "the shared tile load's loop bound one past: its last store lands past the block's "
-           "shared memory"),
+           "    __syncthreads();  // this stage landed for every thread; the previous one is consumed\n",
+           "", "tsan", TILES, ONE_SM, [r"ThreadSanitizer: data race"],
+           "the ring's barrier deleted: a stage is read before every thread's copies landed, and "
+           "refilled while other warps still read it"),
+    Mutant("global_tile_bound", "attention_pool/cuda/forward.cu",
+           "          ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N - n0);",
+           "          ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N + 1 - n0);", "asan",
+           TILES, {}, [r"AddressSanitizer: use-after-poison"],
+           "a feature tile's pixel bound one past: the copy reads the poisoned gap after a row"),
+    Mutant("shared_tile_bound", "common/cuda/tile.cuh",
+           "\n    if (kChunks % kThreads != 0 && i >= kChunks) break;",
+           "\n    if (kChunks % kThreads != 0 && i > kChunks) break;", "asan", TILES, {},
+           [r"AddressSanitizer: (heap-buffer-overflow|use-after-poison)"],
+           "a tile copy's loop bound one past: the last stage's copy lands past the block's "
+           "shared memory (on the emulator's poisoned guard after it)"),
     Mutant("shuffle_exited_lanes", "attention_pool/cuda/forward.cu",
-           "      const float D = block_sum<kThreads>(partial, scratch);",
-           "      if (threadIdx.x >= p.N) return;\n"
-           "      const float D = block_sum<kThreads>(partial, scratch);", "asan", TILES, {},
+           "    const float D = block_sum<kStatsThreads>(partial, scratch);",
+           "    if (threadIdx.x >= p.N) return;\n"
+           "    const float D = block_sum<kStatsThreads>(partial, scratch);", "asan", TILES, {},
            [r"names exited lanes", r"reduce\.cuh:\d+"],
            "threads past the last pixel return before the block's sum: its shuffles name "
            "exited lanes"),
-    Mutant("uninitialized_shared", "attention_pool/cuda/kernel_common.cuh",
-           "tile[c * kTileStride + n] = (gc < C && gn < N) ? to_float(src[gc * sc + gn * sn]) : 0.f;",
-           "if (gc < C && gn < N) tile[c * kTileStride + n] = to_float(src[gc * sc + gn * sn]);",
+    Mutant("uninitialized_shared", "common/cuda/tile.cuh",
+           "    ptx::cp_async_cg(dst + r * kLd + c, from, static_cast<int>(valid * sizeof(T)));",
+           "    if (valid > 0) ptx::cp_async_cg(dst + r * kLd + c, from, static_cast<int>(valid * sizeof(T)));",
            "asan", TILES, {}, [r"FAILED", r"got -?nan"],
-           "a partial tile's padding left unwritten: shared memory read back as NaN"),
+           "chunks past a tile's edge left unwritten instead of zero-filled: shared memory read "
+           "back as NaN"),
     Mutant("missing_shared_memory_optin", "common/cuda/runtime.cuh",
            "    detail::allow_large_dynamic_shared_memory(reinterpret_cast<const void*>(kernel),\n"
-           "                                              stream.where);\n", "", "asan", TILES, {},
-           [r"cudaFuncAttributeMaxDynamicSharedMemorySize"],
-           "the > 48 KB opt-in of the launch helper deleted: the backward's 49.7 KB launch "
-           "must be refused"),
+           "                                              stream.where);\n", "", "asan",
+           ["maps64", "bfloat16", "nchw"], {}, [r"cudaFuncAttributeMaxDynamicSharedMemorySize"],
+           "the > 48 KB opt-in of the launch helper deleted: the backward's 78 KB launch must be "
+           "refused"),
 ]

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The CUDA kernels under compute-sanitizer (memcheck and racecheck) on small shapes: every
-# dtype, both layouts, odd sizes, ties, B = 0, forward and backward. Zero errors required.
+# The CUDA kernels of every op under compute-sanitizer (memcheck and racecheck) on small
+# shapes: every dtype, both layouts, odd sizes, ties, B = 0, forward and backward. Zero errors
+# required.
 #   bash tests/gpu/run_sanitizer.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
-SELECT='cuda and (B2C17H7W9K5 or B1C1H1W1K1 or B2C40H5W4K33 or zero_logits or empty_batch or large_logits)'
+SELECT='cuda and (B2C17H7W9K5 or B1C1H1W1K1 or B2C40H5W4K33 or B1C70H6W7K130 or zero or empty or large_logits)'
 for tool in memcheck racecheck; do
   echo "== compute-sanitizer --tool $tool"
   compute-sanitizer --tool "$tool" --error-exitcode 9 --print-limit 20 \
-    "$PY" -m pytest -q -p no:cacheprovider tests/test_attention_pool.py -k "$SELECT"
+    "$PY" -m pytest -q -p no:cacheprovider tests/attention_pool/test_suite.py \
+    tests/channel_attention/test_suite.py -k "$SELECT"
 done

@@ -1,214 +1,422 @@
-// The backward: one pass over the features, then the small [K, N] epilogue. Deterministic: no
-// atomics; every sum runs in a fixed order.
-//
-// 1. grid (B, splits): per pixel tile, the block reads its channel tiles of f once and writes
-//    gf[c, n] = alpha sum_k gv[k, c] w[k, n] while accumulating its share of
-//    gw[k, n] = alpha sum_c gv[k, c] f[c, n] in registers, stored to gw_splits[b, split].
-// 2. grid (B): sums the splits' gw and applies the spec's recalibration, importance-softmax and
-//    diversity gradients, writing grad_logits.
-#include "kernel_common.cuh"
+// The backward (plan.h): "maps" writes the recalibrated maps w once per sample (from the saved
+// importance) and gv with rows padded to whole channel tiles (so every tile copies as aligned
+// 16-byte chunks); "features", the one pass over the features, writes gf = alpha gv^T w and its
+// channel split's share of gw = alpha gv f (tensor cores both, a cp.async ring over the split's
+// channel tiles); "gather" sums the splits' gw in a fixed order and each pixel tile's per-map
+// sums; "logits" applies the spec's epilogue (docs/attention_pool.md) and writes grad_logits.
+// Deterministic: no atomics, every sum in a fixed order.
+#include "common.cuh"
 
 namespace fusedattn {
 namespace attention_pool {
 namespace cuda {
 namespace {
 
-constexpr int kMapGroups = kThreads / kPixelTile;            // 4 groups of map rows
-constexpr int kPixelsPerThread = kPixelTile * kChannelTile / kThreads;  // 16 gf outputs
+struct MapsArgs {
+  const void* logits;
+  int64_t sab, sak, san, K, N, C;
+  const float* importance;  // (B, K)
+  const void* grad_pooled;  // (B, K, C) contiguous
+  void* w;                  // (B, w_rows, w_cols) out
+  void* gv;                 // (B, w_rows, gv_cols) out
+  int64_t w_rows, w_cols, gv_cols;
+};
 
-template <typename T, int kMapsPerThread>
-__global__ void __launch_bounds__(kThreads) attention_pool_bwd_features_kernel(BackwardParams p) {
-  float* smem = dynamic_shared_memory<float>();
-  float* s = smem;                                // [K]
-  float* w = s + kMaxMaps;                        // [K][kPixelTile]
-  float* gv = w + kMaxMaps * kPixelTile;          // [K][kChannelTile], times alpha
-  float* tile = gv + kMaxMaps * kChannelTile;     // [kChannelTile][kTileStride]: f, then gf
-
+template <typename T>
+__global__ void __launch_bounds__(kStatsThreads) maps_kernel(MapsArgs p) {
   const int64_t b = blockIdx.x;
-  const int64_t K = p.K, C = p.C, N = p.N;
-  const T* a = static_cast<const T*>(p.logits) + b * p.sab;
-  const T* f = static_cast<const T*>(p.features) + b * p.sfb;
-  const T* gv_b = static_cast<const T*>(p.grad_pooled) + b * K * C;
-  T* gf = static_cast<T*>(p.grad_features) + b * p.gfb;
-  const float alpha = fm::pool_scale<float>(p.mean_pool, N);
-  const float* importance = static_cast<const float*>(p.importance);
-  for (int64_t k = threadIdx.x; k < K; k += kThreads) s[k] = importance[b * K + k];
+  write_maps(static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, p.K, p.N,
+             p.importance + b * p.K, static_cast<T*>(p.w) + b * p.w_rows * p.w_cols, p.w_rows,
+             p.w_cols);
+  const T* gv = static_cast<const T*>(p.grad_pooled) + b * p.K * p.C;
+  T* padded = static_cast<T*>(p.gv) + b * p.w_rows * p.gv_cols;
+  for_each_element<4>(p.w_rows, p.gv_cols, [&](int64_t row, int64_t c) {
+    padded[row * p.gv_cols + c] = row < p.K && c < p.C ? gv[row * p.C + c] : from_float<T>(0.f);
+  });
+}
 
-  const int64_t n_ctiles = ceil_div(C, kChannelTile);
-  const int64_t per_split = ceil_div(n_ctiles, p.splits);
-  const int64_t ct_begin = blockIdx.y * per_split;
-  const int64_t ct_end = ct_begin + per_split < n_ctiles ? ct_begin + per_split : n_ctiles;
-  float* gw_out = p.gw_splits + (b * p.splits + blockIdx.y) * K * N;
-  // gw: thread (group g, pixel n) owns maps g + 4i; gf: thread (channel c, group h) owns pixels
-  // h + 4j. Within a warp the map (resp. pixel) is uniform, so those reads broadcast.
-  const int n_gw = threadIdx.x % kPixelTile, g = threadIdx.x / kPixelTile;
-  const int c_gf = threadIdx.x % kChannelTile, h = threadIdx.x / kChannelTile;
+struct FeaturesArgs {
+  const void* features;
+  int64_t sfb, sfc, sfn, C, N, K;
+  const void* gv;           // (B, w_rows, gv_cols): grad_pooled padded by "maps"
+  int64_t gv_cols;
+  const void* w;            // (B, w_rows, w_cols)
+  int64_t w_rows, w_cols;
+  float alpha;
+  void* grad_features;      // laid out as the feature tiles (plan.h: choose_backward_load)
+  int64_t gfb, gfc, gfn;
+  bool write_gf;            // one map group: gf here; several: "grad_features" below
+  float* gw;                // (B, channel splits, w_rows, w_cols) out
+  int64_t pixel_chunks, channel_splits, tiles_per_split, channel_tiles;
+};
 
-  for (int64_t n0 = 0; n0 < N; n0 += kPixelTile) {
-    __syncthreads();  // s is written; the previous tile is consumed
-    load_weights(a, p.sak, p.san, K, n0, N, s, w);
-    float gw_acc[kMapsPerThread];
+// gf += alpha gv^T w over one map group (the rows of gvt and wt), for the warp's 16 channels
+// and every pixel of the chunk: A = gv^T (channels x maps), B = w (maps x pixels).
+template <typename Tiles, typename T>
+__device__ __forceinline__ void grad_features_products(float (&acc)[Tiles::kExtent / 8][4],
+                                                       const T* gvt, const T* wt, int warp) {
 #pragma unroll
-    for (int i = 0; i < kMapsPerThread; ++i) gw_acc[i] = 0.f;
-    for (int64_t ct = ct_begin; ct < ct_end; ++ct) {
-      const int64_t c0 = ct * kChannelTile;
-      __syncthreads();
-      load_tile(f, p.sfc, p.sfn, c0, C, n0, N, tile);
-      for (int i = threadIdx.x; i < K * kChannelTile; i += kThreads) {
-        const int64_t k = i / kChannelTile, c = c0 + i % kChannelTile;
-        gv[i] = c < C ? alpha * to_float(gv_b[k * C + c]) : 0.f;
-      }
-      __syncthreads();
-      for (int c = 0; c < kChannelTile; ++c) {
-        const float fv = tile[c * kTileStride + n_gw];
+  for (int kk = 0; kk < Tiles::kMapRows16; kk += 16) {
 #pragma unroll
-        for (int i = 0; i < kMapsPerThread; ++i) {
-          const int k = g + kMapGroups * i;
-          if (k < K) gw_acc[i] += gv[k * kChannelTile + c] * fv;
-        }
-      }
-      float gf_acc[kPixelsPerThread];
-#pragma unroll
-      for (int j = 0; j < kPixelsPerThread; ++j) gf_acc[j] = 0.f;
-      for (int k = 0; k < K; ++k) {
-        const float gvk = gv[k * kChannelTile + c_gf];
-#pragma unroll
-        for (int j = 0; j < kPixelsPerThread; ++j) {
-          gf_acc[j] += gvk * w[k * kPixelTile + h + kMapGroups * j];
-        }
-      }
-      __syncthreads();  // every thread is done reading f from the tile
-#pragma unroll
-      for (int j = 0; j < kPixelsPerThread; ++j) {
-        tile[c_gf * kTileStride + h + kMapGroups * j] = gf_acc[j];
-      }
-      __syncthreads();
-      store_tile(tile, gf, p.gfc, p.gfn, c0, C, n0, N);
-    }
-    if (n0 + n_gw < N) {
-#pragma unroll
-      for (int i = 0; i < kMapsPerThread; ++i) {
-        const int k = g + kMapGroups * i;
-        if (k < K) gw_out[k * N + n0 + n_gw] = gw_acc[i];
-      }
+    for (int t = 0; t < Tiles::kExtent / 8; ++t) {
+      warp_mma_16x8x16<T, ColMajor, RowMajor>(acc[t], gvt, Tiles::kLdc, 16 * warp, kk, wt,
+                                              Tiles::kLdw, kk, 8 * t);
     }
   }
 }
 
-constexpr int kMapsPerWarp = kMaxMaps / kWarps;  // 8 maps per warp in the epilogue
-// The epilogue's shared memory: six [kMaxMaps] float arrays and the winners of a pixel tile.
-constexpr size_t kLogitsSharedBytes = 6 * kMaxMaps * sizeof(float) + kThreads * sizeof(int);
+// Stages the warp's gf accumulators (times alpha) in shared memory as the feature tiles lie
+// ([channel][pixel], [pixel][channel] or a span), then (after a barrier) the block stores the
+// tile: 16-byte stores but for the variant that reads element by element. Ends with a
+// barrier: the staging tile is free.
+template <typename Tiles, FeatureLoad kLoad, typename T>
+__device__ void store_grad_features(const float (&acc)[Tiles::kExtent / 8][4], T* staging,
+                                    const FeaturesArgs& p, int64_t b, int64_t c0, int64_t n0,
+                                    int warp) {
+  const Lane l = Lane::of_this_thread();
+  const int64_t channels = p.C - c0, pixels = p.N - n0;
+  const int span_ld = static_cast<int>(p.N);
+#pragma unroll
+  for (int t = 0; t < Tiles::kExtent / 8; ++t) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int c = 16 * warp + l.group + 8 * (e >> 1), n = 8 * t + 2 * l.quad + (e & 1);
+      const T value = from_float<T>(p.alpha * acc[t][e]);
+      if constexpr (kLoad == FeatureLoad::kNhwc) {
+        staging[n * Tiles::kLdc + c] = value;
+      } else if constexpr (kLoad == FeatureLoad::kFlat) {
+        if (n < span_ld) staging[c * span_ld + n] = value;
+      } else {
+        staging[c * Tiles::kLdgf + n] = value;
+      }
+    }
+  }
+  __syncthreads();
+  T* gf = static_cast<T*>(p.grad_features) + b * p.gfb;
+  if constexpr (kLoad == FeatureLoad::kNchw) {
+    store_tile<T, kChannelTile, Tiles::kExtent, Tiles::kLdgf, kTileThreads, true>(
+        gf + c0 * p.gfc + n0, staging, p.gfc, 1, channels, pixels);
+  } else if constexpr (kLoad == FeatureLoad::kNhwc) {
+    store_tile<T, Tiles::kExtent, kChannelTile, Tiles::kLdc, kTileThreads, true>(
+        gf + n0 * p.gfn + c0, staging, p.gfn, 1, pixels, channels);
+  } else if constexpr (kLoad == FeatureLoad::kFlat) {
+    store_span<T, kTileThreads, kChannelTile * kFlatPixels>(
+        gf + c0 * p.N, staging, (channels < kChannelTile ? channels : kChannelTile) * p.N);
+  } else {
+    store_tile<T, kChannelTile, Tiles::kExtent, Tiles::kLdgf, kTileThreads, false>(
+        gf + c0 * p.gfc + n0 * p.gfn, staging, p.gfc, p.gfn, channels, pixels);
+  }
+  __syncthreads();
+}
 
+template <typename T, int kMapTiles, FeatureLoad kLoad>
+__global__ void __launch_bounds__(kTileThreads,
+                                  (Tiles<sizeof(T), kMapTiles, kLoad>::kFeaturesMinBlocks))
+    features_kernel(FeaturesArgs p) {
+  using Tiles = ::fusedattn::attention_pool::cuda::Tiles<sizeof(T), kMapTiles, kLoad>;
+  T* wt = dynamic_shared_memory<T>();
+  T* ring = wt + Tiles::kWElements;
+  T* staging = ring + kStages * Tiles::kFeaturesStageElements;
+  float* gw_parts = reinterpret_cast<float*>(staging + Tiles::kGfElements);
+
+  const BlockIndex3 at(blockIdx.x, p.pixel_chunks, p.channel_splits);
+  const int64_t b = at.outer, chunk = at.middle, split = at.inner;
+  const int64_t group = blockIdx.y, k0 = group * Tiles::kMapRows;
+  const int64_t tile_begin = split * p.tiles_per_split;
+  const int64_t tile_end = tile_begin + p.tiles_per_split < p.channel_tiles
+                               ? tile_begin + p.tiles_per_split : p.channel_tiles;
+  const int64_t steps = tile_end - tile_begin;
+  const int64_t n0 = chunk * Tiles::kExtent;
+  const T* f = static_cast<const T*>(p.features) + b * p.sfb;
+  const T* gv = static_cast<const T*>(p.gv) + (b * p.w_rows + k0) * p.gv_cols;
+
+  // The chunk's maps of the group (the scratch's rows past K are zero), in the first copy
+  // group.
+  copy_tile_async<T, Tiles::kMapRows16, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
+      wt, static_cast<const T*>(p.w) + (b * p.w_rows + k0) * p.w_cols + n0, p.w_cols,
+      Tiles::kMapRows16, Tiles::kExtent);
+
+  // Issues the copies of channel tile `tile` (features and gv) into stage `stage`.
+  auto load = [&](int64_t tile, int stage) {
+    T* ft = ring + stage * Tiles::kFeaturesStageElements;
+    T* gvt = ft + Tiles::kFeatureElements;
+    const int64_t c0 = tile * kChannelTile, channels = p.C - c0;
+    copy_tile_async<T, Tiles::kMapRows16, kChannelTile, Tiles::kLdc, kTileThreads>(
+        gvt, gv + c0, p.gv_cols, Tiles::kMapRows16, kChannelTile);
+    if constexpr (kLoad == FeatureLoad::kNchw) {
+      copy_tile_async<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
+          ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N - n0);
+    } else if constexpr (kLoad == FeatureLoad::kNhwc) {
+      copy_tile_async<T, kPixelTile, kChannelTile, Tiles::kLdc, kTileThreads>(
+          ft, f + n0 * p.sfn + c0, p.sfn, p.N - n0, channels);
+    } else if constexpr (kLoad == FeatureLoad::kFlat) {
+      copy_span_async<T, kTileThreads, Tiles::kFlatCapacity>(
+          ft, f + c0 * p.N, (channels < kChannelTile ? channels : kChannelTile) * p.N);
+    } else {
+      copy_tile_scalar<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
+          ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, p.sfn, channels, p.N - n0);
+    }
+  };
+
+  const int warp = threadIdx.x / 32;
+  const int pixel_block = warp % Tiles::kPixelBlocks, part = warp / Tiles::kPixelBlocks;
+  constexpr int kPartChannels = kChannelTile / Tiles::kChannelParts;
+  float gw_acc[kMapTiles][4] = {};
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) {
+    if (i < steps) load(tile_begin + i, i);
+    ptx::cp_async_commit_group();
+  }
+  for (int64_t step = 0; step < steps; ++step) {
+    ptx::cp_async_wait_group<kStages - 2>();
+    __syncthreads();  // this stage (and the map tile) landed; the previous stage is consumed
+    if (step + kStages - 1 < steps) load(tile_begin + step + kStages - 1, (step + kStages - 1) % kStages);
+    ptx::cp_async_commit_group();
+    const T* ft = ring + (step % kStages) * Tiles::kFeaturesStageElements;
+    const T* gvt = ft + Tiles::kFeatureElements;
+    // gw^T (pixels x maps) += f^T (pixels x channels) gv^T (channels x maps): the warp's 16
+    // pixels, 16 channels of its part of the tile.
+    auto products = [&](int kk) {
+#pragma unroll
+      for (int j = 0; j < kMapTiles; ++j) {
+        if constexpr (kLoad == FeatureLoad::kNhwc) {
+          warp_mma_16x8x16<T, RowMajor, ColMajor>(gw_acc[j], ft, Tiles::kLdc, 16 * pixel_block,
+                                                  kk, gvt, Tiles::kLdc, kk, 8 * j);
+        } else if constexpr (kLoad == FeatureLoad::kFlat) {
+          warp_mma_16x8x16<T, ColMajorGathered, ColMajor>(
+              gw_acc[j], ft, static_cast<int>(p.N), 16 * pixel_block, kk, gvt, Tiles::kLdc, kk,
+              8 * j);
+        } else {
+          warp_mma_16x8x16<T, ColMajor, ColMajor>(gw_acc[j], ft, Tiles::kLdf, 16 * pixel_block,
+                                                  kk, gvt, Tiles::kLdc, kk, 8 * j);
+        }
+      }
+    };
+    if constexpr (sizeof(T) == 4 && kLoad == FeatureLoad::kFlat) {
+      // float's products are FMAs on scalar shared loads: the flat variant's 64 channels a
+      // warp, unrolled as well as the maps, were seen to need more than 255 registers.
+#pragma unroll 1
+      for (int kk = part * kPartChannels; kk < (part + 1) * kPartChannels; kk += 16) products(kk);
+    } else {
+#pragma unroll
+      for (int kk = part * kPartChannels; kk < (part + 1) * kPartChannels; kk += 16) products(kk);
+    }
+    if (p.write_gf) {
+      float gf_acc[Tiles::kExtent / 8][4] = {};
+      grad_features_products<Tiles>(gf_acc, gvt, wt, warp);
+      store_grad_features<Tiles, kLoad>(gf_acc, staging, p, b, (tile_begin + step) * kChannelTile,
+                                        n0, warp);
+    }
+  }
+  ptx::cp_async_wait_all();
+
+  // The channel parts' gw added in part order, then the split's share stored (times alpha).
+  const Lane l = Lane::of_this_thread();
+#pragma unroll
+  for (int j = 0; j < kMapTiles; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int n = l.group + 8 * (e >> 1), row = 8 * j + 2 * l.quad + (e & 1);
+      gw_parts[((part * Tiles::kPixelBlocks + pixel_block) * 16 + n) * Tiles::kMapRows + row] =
+          gw_acc[j][e];
+    }
+  }
+  __syncthreads();
+  // Four pixels a thread: 16-byte stores (rows of w_cols floats, a multiple of the extent).
+  float* gw = p.gw + ((b * p.channel_splits + split) * p.w_rows + k0) * p.w_cols + n0;
+  constexpr int kQuads = Tiles::kExtent / 4;
+  for (int i = threadIdx.x; i < Tiles::kMapRows * kQuads; i += kTileThreads) {
+    const int row = i / kQuads, n = i % kQuads * 4;
+    float sums[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float sum = 0.f;
+#pragma unroll
+      for (int q = 0; q < Tiles::kChannelParts; ++q) {
+        sum += gw_parts[((q * Tiles::kPixelBlocks + (n + e) / 16) * 16 + (n + e) % 16) *
+                            Tiles::kMapRows + row];
+      }
+      sums[e] = p.alpha * sum;
+    }
+    uint4 chunk;
+    memcpy(&chunk, sums, sizeof chunk);
+    store_global_v4(reinterpret_cast<uint4*>(gw + row * p.w_cols + n), chunk);
+  }
+}
+
+// gf = alpha sum over map groups of gv_g^T w_g, for calls with several map groups (their
+// "features" blocks wrote gw only): blocks over (sample, pixel chunk, channel tile).
+template <typename T, int kMapTiles, FeatureLoad kLoad>
+__global__ void __launch_bounds__(kTileThreads) grad_features_kernel(FeaturesArgs p) {
+  using Tiles = ::fusedattn::attention_pool::cuda::Tiles<sizeof(T), kMapTiles, kLoad>;
+  T* wt = dynamic_shared_memory<T>();
+  T* gvt = wt + Tiles::kWElements;
+  T* staging = gvt + Tiles::kGvElements;
+  const BlockIndex3 at(blockIdx.x, p.pixel_chunks, p.channel_tiles);
+  const int64_t b = at.outer, chunk = at.middle, c0 = at.inner * kChannelTile;
+  const int64_t n0 = chunk * Tiles::kExtent;
+  const int warp = threadIdx.x / 32;
+  float acc[Tiles::kExtent / 8][4] = {};
+  for (int64_t k0 = 0; k0 < p.K; k0 += Tiles::kMapRows) {
+    __syncthreads();  // the previous group's tiles are consumed
+    copy_tile_async<T, Tiles::kMapRows16, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
+        wt, static_cast<const T*>(p.w) + (b * p.w_rows + k0) * p.w_cols + n0, p.w_cols,
+        Tiles::kMapRows16, Tiles::kExtent);
+    copy_tile_async<T, Tiles::kMapRows16, kChannelTile, Tiles::kLdc, kTileThreads>(
+        gvt, static_cast<const T*>(p.gv) + (b * p.w_rows + k0) * p.gv_cols + c0, p.gv_cols,
+        Tiles::kMapRows16, kChannelTile);
+    ptx::cp_async_wait_all();
+    __syncthreads();
+    grad_features_products<Tiles>(acc, gvt, wt, warp);
+  }
+  store_grad_features<Tiles, kLoad>(acc, staging, p, b, c0, n0, warp);
+}
+
+struct EpilogueArgs {
+  const void* logits;
+  int64_t sab, sak, san, K, N;
+  const float* importance;       // (B, K)
+  const float* logsumexp;        // (B, K)
+  const float* grad_importance;  // (B, K)
+  const float* grad_diversity;   // (B,) or nullptr
+  float* gw;                     // (B, channel splits, w_rows, w_cols): split 0 gets the sum
+  int64_t channel_splits, w_rows, w_cols;
+  float* sums;                   // (B, pixel blocks, 2, K)
+  int64_t pixel_blocks;
+  void* grad_logits;
+  int64_t gab, gak, gan;
+};
+
+// Per pixel: gw summed over the channel splits (in split order, into split 0's slot); per map
+// and pixel tile: sum_n gw sig, and the probability mass of the pixels the map wins.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) attention_pool_bwd_logits_kernel(BackwardParams p) {
-  float* s = dynamic_shared_memory<float>();  // [kMaxMaps] each, then the winners
-  float* lse = s + kMaxMaps;
-  float* won = lse + kMaxMaps;
-  float* gw_sig = won + kMaxMaps;
-  float* gg = gw_sig + kMaxMaps;
-  float* p_dot_gp = gg + kMaxMaps;
-  int* winner = reinterpret_cast<int*>(p_dot_gp + kMaxMaps);  // [kThreads]
-  const int64_t b = blockIdx.x;
-  const int64_t K = p.K, N = p.N;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const bool has_gd = p.grad_diversity != nullptr;
-  const float gd = has_gd ? static_cast<const float*>(p.grad_diversity)[b] : 0.f;
-  const float* importance = static_cast<const float*>(p.importance);
-  const float* logsumexp = static_cast<const float*>(p.logsumexp);
-  const float* grad_importance = static_cast<const float*>(p.grad_importance);
-  const float inv_n = 1.f / static_cast<float>(N);
+__global__ void __launch_bounds__(kEpilogueThreads) gather_kernel(EpilogueArgs p) {
+  float* scratch = dynamic_shared_memory<float>();  // [kStatsWarps]
+  const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
+  const int64_t b = at.outer, block = at.middle;
+  const int64_t n = block * kEpilogueThreads + threadIdx.x;
+  const bool in = n < p.N;
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
-  T* ga = static_cast<T*>(p.grad_logits) + b * p.gab;
-  const float* gw_b = p.gw_splits + b * p.splits * K * N;
-  for (int64_t k = threadIdx.x; k < K; k += kThreads) {
-    s[k] = importance[b * K + k];
-    lse[k] = logsumexp[b * K + k];
-  }
-  __syncthreads();
-
-  auto gw_at = [&](int64_t k, int64_t n) {  // the splits' shares, summed in a fixed order
-    float sum = 0.f;
-    for (int i = 0; i < p.splits; ++i) sum += gw_b[(i * K + k) * N + n];
-    return sum;
-  };
-  auto load_winners = [&](int64_t n0) {  // k*(n) of a pixel tile, as the forward picks it
-    __syncthreads();
-    const int64_t n = n0 + threadIdx.x;
-    float best;
-    winner[threadIdx.x] = (has_gd && n < N) ? pixel_winner(a, p.sak, p.san, K, n, s, lse, &best)
-                                            : -1;
-    __syncthreads();
-  };
-
-  // Pass 1: per map, sum_n gw sig and the probability mass of the pixels it wins.
-  float won_acc[kMapsPerWarp], gws_acc[kMapsPerWarp];
-#pragma unroll
-  for (int m = 0; m < kMapsPerWarp; ++m) won_acc[m] = gws_acc[m] = 0.f;
-  for (int64_t n0 = 0; n0 < N; n0 += kThreads) {
-    load_winners(n0);
-#pragma unroll
-    for (int m = 0; m < kMapsPerWarp; ++m) {
-      const int64_t k = warp + kWarps * m;
-      if (k >= K) break;
-      for (int n = lane; n < kThreads && n0 + n < N; n += 32) {
-        const float x = load_logit(a, p.sak, p.san, k, n0 + n);
-        gws_acc[m] += gw_at(k, n0 + n) * fm::sigmoid(x);
-        if (winner[n] == k) won_acc[m] += fm::pixel_prob(x, lse[k]);
-      }
+  const float* s = p.importance + b * p.K;
+  const float* lse = p.logsumexp + b * p.K;
+  float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
+  const int64_t split_stride = p.w_rows * p.w_cols;
+  float best;
+  const int winner = in && p.grad_diversity != nullptr
+                         ? pixel_winner(a, p.sak, p.san, p.K, n, s, lse, &best) : -1;
+  float* sums = p.sums + (b * p.pixel_blocks + block) * 2 * p.K;
+  for (int64_t k = 0; k < p.K; ++k) {
+    float gw_sig = 0.f, won = 0.f;
+    if (in) {
+      float total = 0.f;
+      for (int64_t i = 0; i < p.channel_splits; ++i) total += gw[i * split_stride + k * p.w_cols + n];
+      gw[k * p.w_cols + n] = total;
+      const float x = load_logit(a, p.sak, p.san, k, n);
+      gw_sig = total * fm::sigmoid(x);
+      if (winner == k) won = fm::pixel_prob(x, lse[k]);
+    }
+    gw_sig = block_sum<kEpilogueThreads>(gw_sig, scratch);
+    won = block_sum<kEpilogueThreads>(won, scratch);
+    if (threadIdx.x == 0) {
+      sums[k] = gw_sig;
+      sums[p.K + k] = won;
     }
   }
-#pragma unroll
-  for (int m = 0; m < kMapsPerWarp; ++m) {
-    const int64_t k = warp + kWarps * m;
-    const float w_sum = warp_sum(won_acc[m]), g_sum = warp_sum(gws_acc[m]);
-    if (k < K && lane == 0) {
-      won[k] = w_sum;
-      gw_sig[k] = g_sum;
+}
+
+// grad_logits (the spec's epilogue): gs_tot from the pixel tiles' sums (in tile order), the
+// importance-softmax gradient, then per pixel the sigmoid and pixel-softmax terms.
+template <typename T>
+__global__ void __launch_bounds__(kEpilogueThreads) logits_kernel(EpilogueArgs p) {
+  float* gg = dynamic_shared_memory<float>();  // [K]
+  float* p_dot_gp = gg + p.K;                   // [K]
+  const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
+  const int64_t b = at.outer, block = at.middle;
+  const float* s = p.importance + b * p.K;
+  const float* lse = p.logsumexp + b * p.K;
+  const float gd = p.grad_diversity != nullptr ? p.grad_diversity[b] : 0.f;
+  const float* sums = p.sums + b * p.pixel_blocks * 2 * p.K;
+  for (int64_t k = threadIdx.x; k < p.K; k += kEpilogueThreads) {
+    float gw_sig = 0.f, won = 0.f;
+    for (int64_t i = 0; i < p.pixel_blocks; ++i) {
+      gw_sig += sums[i * 2 * p.K + k];
+      won += sums[i * 2 * p.K + p.K + k];
     }
+    gg[k] = p.grad_importance[b * p.K + k] + gw_sig - gd * won;  // gs_tot for now
+    p_dot_gp[k] = -gd * s[k] * won;
   }
   __syncthreads();
-  if (threadIdx.x == 0) {  // K <= 64 values: serial, in a fixed order
+  if (threadIdx.x == 0) {  // K values: serial, in a fixed order
     float weighted = 0.f;
-    for (int64_t k = 0; k < K; ++k) {
-      gg[k] = grad_importance[b * K + k] + gw_sig[k] - gd * won[k];  // gs_tot for now
-      weighted += s[k] * gg[k];
-    }
-    for (int64_t k = 0; k < K; ++k) {
-      gg[k] = fm::importance_softmax_grad(s[k], gg[k], weighted);
-      p_dot_gp[k] = -gd * s[k] * won[k];
-    }
+    for (int64_t k = 0; k < p.K; ++k) weighted += s[k] * gg[k];
+    for (int64_t k = 0; k < p.K; ++k) gg[k] = fm::importance_softmax_grad(s[k], gg[k], weighted);
   }
   __syncthreads();
-
-  // Pass 2: the logit gradient, tile by tile.
-  for (int64_t n0 = 0; n0 < N; n0 += kThreads) {
-    load_winners(n0);
-    for (int64_t k = warp; k < K; k += kWarps) {
-      for (int n = lane; n < kThreads && n0 + n < N; n += 32) {
-        const float x = load_logit(a, p.sak, p.san, k, n0 + n);
-        const float sig = fm::sigmoid(x);
-        const float gsig = fm::sigmoid_map_grad(s[k], gw_at(k, n0 + n), gg[k], inv_n);
-        const float prob = has_gd ? fm::pixel_prob(x, lse[k]) : 0.f;
-        const float gp = winner[n] == k ? -gd * s[k] : 0.f;
-        ga[k * p.gak + (n0 + n) * p.gan] =
-            from_float<T>(fm::logit_grad(gsig, sig, prob, gp, p_dot_gp[k]));
-      }
-    }
+  const int64_t n = block * kEpilogueThreads + threadIdx.x;
+  if (n >= p.N) return;
+  const T* a = static_cast<const T*>(p.logits) + b * p.sab;
+  const float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
+  const float inv_n = 1.f / static_cast<float>(p.N);
+  float best;
+  const int winner = p.grad_diversity != nullptr
+                         ? pixel_winner(a, p.sak, p.san, p.K, n, s, lse, &best) : -1;
+  T* ga = static_cast<T*>(p.grad_logits) + b * p.gab;
+  for (int64_t k = 0; k < p.K; ++k) {
+    const float x = load_logit(a, p.sak, p.san, k, n);
+    const float sig = fm::sigmoid(x);
+    const float gsig = fm::sigmoid_map_grad(s[k], gw[k * p.w_cols + n], gg[k], inv_n);
+    const float prob = p.grad_diversity != nullptr ? fm::pixel_prob(x, lse[k]) : 0.f;
+    const float gp = winner == k ? -gd * s[k] : 0.f;
+    ga[k * p.gak + n * p.gan] = from_float<T>(fm::logit_grad(gsig, sig, prob, gp, p_dot_gp[k]));
   }
 }
 
 }  // namespace
 
-void launch_backward(const BackwardParams& p, DType dtype, cudaStream_t stream) {
-  const size_t smem = sizeof(float) * (kMaxMaps + kMaxMaps * kPixelTile +
-                                       kMaxMaps * kChannelTile + kChannelTile * kTileStride);
-  const dim3 grid(static_cast<unsigned>(p.B), static_cast<unsigned>(p.splits));
-  dispatch_dtype_and_maps(dtype, p.K, [&](auto type, auto maps) {
+void launch_backward(const BackwardParams& p, const BackwardPlan& plan, DType dtype,
+                     const BackwardScratch& scratch, cudaStream_t stream) {
+  dispatch_dtype(dtype, [&](auto type) {
     using T = typename decltype(type)::type;
-    auto features_kernel = attention_pool_bwd_features_kernel<T, decltype(maps)::value>;
-    launch(features_kernel, grid, dim3(kThreads), smem, stream, p);
-    launch(attention_pool_bwd_logits_kernel<T>, dim3(static_cast<unsigned>(p.B)), dim3(kThreads),
-           kLogitsSharedBytes, stream, p);
+    T* gv_padded = static_cast<T*>(scratch.w) + p.B * plan.w_rows * plan.w_cols;
+    const MapsArgs maps{p.logits, p.sab, p.sak, p.san, p.K, p.N, p.C,
+                        static_cast<const float*>(p.importance), p.grad_pooled, scratch.w,
+                        gv_padded, plan.w_rows, plan.w_cols, plan.gv_cols};
+    launch(maps_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)),
+           dim3(plan.stats.threads), 0, stream, maps);
+    if (plan.features.grid_x > 0) {
+      const FeaturesArgs args{
+          p.features, p.sfb, p.sfc, p.sfn, p.C, p.N, p.K, gv_padded, plan.gv_cols, scratch.w,
+          plan.w_rows, plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N), p.grad_features,
+          p.gfb, p.gfc, p.gfn, plan.map_groups == 1, scratch.gw, plan.pixel_chunks,
+          plan.channel_splits, plan.tiles_per_split, plan.channel_tiles};
+      dispatch_variant(plan.map_tiles, plan.load, [&](auto tiles, auto load) {
+        constexpr int kTiles = decltype(tiles)::value;
+        constexpr FeatureLoad kLoad = decltype(load)::value;
+        launch(features_kernel<T, kTiles, kLoad>,
+               dim3(static_cast<unsigned>(plan.features.grid_x),
+                    static_cast<unsigned>(plan.features.grid_y)),
+               dim3(plan.features.threads), plan.features.shared_bytes, stream, args);
+        // Several map groups only come with the largest groups (plan.h).
+        if constexpr (kTiles == kMaxMapTiles) {
+          if (plan.map_groups > 1) {
+            launch(grad_features_kernel<T, kTiles, kLoad>,
+                   dim3(static_cast<unsigned>(plan.grad_features.grid_x)),
+                   dim3(plan.grad_features.threads), plan.grad_features.shared_bytes, stream,
+                   args);
+          }
+        }
+      });
+    }
+    const EpilogueArgs epilogue{
+        p.logits, p.sab, p.sak, p.san, p.K, p.N, static_cast<const float*>(p.importance),
+        static_cast<const float*>(p.logsumexp), static_cast<const float*>(p.grad_importance),
+        static_cast<const float*>(p.grad_diversity), scratch.gw, plan.channel_splits,
+        plan.w_rows, plan.w_cols, scratch.sums, plan.pixel_blocks, p.grad_logits, p.gab, p.gak,
+        p.gan};
+    launch(gather_kernel<T>, dim3(static_cast<unsigned>(plan.gather.grid_x)),
+           dim3(plan.gather.threads), plan.gather.shared_bytes, stream, epilogue);
+    launch(logits_kernel<T>, dim3(static_cast<unsigned>(plan.logits.grid_x)),
+           dim3(plan.logits.threads), plan.logits.shared_bytes, stream, epilogue);
   });
 }
 

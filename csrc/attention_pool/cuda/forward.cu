@@ -1,109 +1,206 @@
-// The forward: ONE launch, grid (B, 1 + splits), 256 threads. Every block recomputes its
-// sample's statistics from the logits (K x N, L2-resident) rather than waiting on another
-// launch. Block 0 of a sample writes importance, log-sum-exp and the diversity loss; the others
-// pool one channel split each: v[k, c] = alpha sum_n s[k] sig[k, n] f[c, n], the features read
-// once, in coalesced tiles through shared memory, accumulated in float32.
-#include "kernel_common.cuh"
+// The forward (plan.h): "stats" (one block per sample: importance, log-sum-exp, diversity, and
+// the recalibrated maps w once per sample), "pool" (v = alpha w f^T, the one pass over the
+// features, on tensor cores through a cp.async ring) and, where pixel chunks were split
+// between blocks, "reduce" (their partial sums added in a fixed order).
+#include "common.cuh"
 
 namespace fusedattn {
 namespace attention_pool {
 namespace cuda {
 namespace {
 
-constexpr int kMapGroups = kThreads / kChannelTile;  // 4 groups of map rows
+struct StatsArgs {
+  const void* logits;
+  int64_t sab, sak, san, K, N;
+  float* importance;   // (B, K) out
+  float* logsumexp;    // (B, K) out, or nullptr
+  float* diversity;    // (B,) out, or nullptr
+  void* w;             // (B, w_rows, w_cols) out, the input dtype
+  int64_t w_rows, w_cols;
+};
 
-// kMapsPerThread accumulators per thread cover K <= 4 * kMapsPerThread maps.
-template <typename T, int kMapsPerThread>
-__global__ void __launch_bounds__(kThreads) attention_pool_fwd_kernel(ForwardParams p) {
-  float* smem = dynamic_shared_memory<float>();
-  float* s = smem;                          // [K]
-  float* lse = s + kMaxMaps;                // [K]
-  float* scratch = lse + kMaxMaps;          // [kWarps]
-  float* w = scratch + kWarps;              // [K][kPixelTile]
-  float* f_tile = w + kMaxMaps * kPixelTile;  // [kChannelTile][kTileStride]
-
+template <typename T>
+__global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
+  float* s = dynamic_shared_memory<float>();  // [K]
+  float* lse = s + p.K;                        // [K]
+  float* scratch = lse + p.K;                  // [3 kStatsWarps]
   const int64_t b = blockIdx.x;
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
-  sample_statistics(a, p.sak, p.san, p.K, p.N, s, lse);
-
-  if (blockIdx.y == 0) {
-    for (int64_t k = threadIdx.x; k < p.K; k += kThreads) {
-      static_cast<float*>(p.importance)[b * p.K + k] = s[k];
-      if (p.logsumexp != nullptr) static_cast<float*>(p.logsumexp)[b * p.K + k] = lse[k];
-    }
-    if (p.diversity != nullptr) {  // D = sum_n max_k s[k] p[k, n]
-      float partial = 0.f;
-      for (int64_t n = threadIdx.x; n < p.N; n += kThreads) {
-        float best;
-        pixel_winner(a, p.sak, p.san, p.K, n, s, lse, &best);
-        partial += best;
-      }
-      const float D = block_sum<kThreads>(partial, scratch);
-      if (threadIdx.x == 0) static_cast<float*>(p.diversity)[b] = 1.f - D;
-    }
-    return;
+  sample_statistics(a, p.sak, p.san, p.K, p.N, s, lse, scratch);
+  for (int64_t k = threadIdx.x; k < p.K; k += kStatsThreads) {
+    p.importance[b * p.K + k] = s[k];
+    if (p.logsumexp != nullptr) p.logsumexp[b * p.K + k] = lse[k];
   }
+  if (p.diversity != nullptr) {  // D = sum_n max_k s[k] p[k, n]
+    float partial = 0.f;
+    for (int64_t n = threadIdx.x; n < p.N; n += kStatsThreads) {
+      float best;
+      pixel_winner(a, p.sak, p.san, p.K, n, s, lse, &best);
+      partial += best;
+    }
+    const float D = block_sum<kStatsThreads>(partial, scratch);
+    if (threadIdx.x == 0) p.diversity[b] = 1.f - D;
+  }
+  write_maps(a, p.sak, p.san, p.K, p.N, s, static_cast<T*>(p.w) + b * p.w_rows * p.w_cols,
+             p.w_rows, p.w_cols);
+}
 
-  // This block's channel tiles. Thread (group g, channel c) accumulates v[g + 4i, c].
-  const int64_t n_ctiles = ceil_div(p.C, kChannelTile);
-  const int64_t per_split = ceil_div(n_ctiles, p.splits);
-  const int64_t ct_begin = (blockIdx.y - 1) * per_split;
-  const int64_t ct_end = ct_begin + per_split < n_ctiles ? ct_begin + per_split : n_ctiles;
+struct PoolArgs {
+  const void* features;
+  int64_t sfb, sfc, sfn, C, N, K;
+  const void* w;  // (B, w_rows, w_cols)
+  int64_t w_rows, w_cols;
+  float alpha;
+  void* pooled;     // (B, K, C) out, when unsplit
+  float* partial;   // (B, channel tiles, pixel splits, w_rows, kChannelTile) out, when split
+  int64_t channel_tiles, pixel_splits, chunks_per_split, pixel_chunks;
+};
+
+template <typename T, int kMapTiles, FeatureLoad kLoad>
+__global__ void __launch_bounds__(kTileThreads,
+                                  (Tiles<sizeof(T), kMapTiles, kLoad>::kPoolMinBlocks))
+    pool_kernel(PoolArgs p) {
+  using Tiles = ::fusedattn::attention_pool::cuda::Tiles<sizeof(T), kMapTiles, kLoad>;
+  T* smem = dynamic_shared_memory<T>();
+  const BlockIndex3 at(blockIdx.x, p.channel_tiles, p.pixel_splits);
+  const int64_t b = at.outer, ct = at.middle, split = at.inner;
+  const int64_t group = blockIdx.y;
+  const int64_t c0 = ct * kChannelTile, channels = p.C - c0;
+  const int64_t chunk_begin = split * p.chunks_per_split;
+  const int64_t chunk_end = chunk_begin + p.chunks_per_split < p.pixel_chunks
+                                ? chunk_begin + p.chunks_per_split : p.pixel_chunks;
+  const int64_t steps = chunk_end - chunk_begin;
   const T* f = static_cast<const T*>(p.features) + b * p.sfb;
-  T* v = static_cast<T*>(p.pooled) + b * p.K * p.C;
-  const float alpha = fm::pool_scale<float>(p.mean_pool, p.N);
-  const int c = threadIdx.x % kChannelTile, g = threadIdx.x / kChannelTile;
-  for (int64_t ct = ct_begin; ct < ct_end; ++ct) {
-    const int64_t c0 = ct * kChannelTile;
-    float acc[kMapsPerThread];
+  const T* w = static_cast<const T*>(p.w) + (b * p.w_rows + group * Tiles::kMapRows) * p.w_cols;
+
+  // Issues the copies of pixel chunk `chunk` into stage `stage`.
+  auto load = [&](int64_t chunk, int stage) {
+    T* ft = smem + stage * Tiles::kPoolStageElements;
+    T* wt = ft + Tiles::kFeatureElements;
+    const int64_t n0 = chunk * Tiles::kExtent;
+    copy_tile_async<T, Tiles::kMapRows, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
+        wt, w + n0, p.w_cols, Tiles::kMapRows, Tiles::kExtent);
+    if constexpr (kLoad == FeatureLoad::kNchw) {
+      copy_tile_async<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
+          ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N - n0);
+    } else if constexpr (kLoad == FeatureLoad::kNhwc) {
+      copy_tile_async<T, kPixelTile, kChannelTile, Tiles::kLdc, kTileThreads>(
+          ft, f + n0 * p.sfn + c0, p.sfn, p.N - n0, channels);
+    } else if constexpr (kLoad == FeatureLoad::kFlat) {
+      copy_span_async<T, kTileThreads, Tiles::kFlatCapacity>(
+          ft, f + c0 * p.N, (channels < kChannelTile ? channels : kChannelTile) * p.N);
+    } else {
+      copy_tile_scalar<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
+          ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, p.sfn, channels, p.N - n0);
+    }
+  };
+
+  const int warp = threadIdx.x / 32;
+  float acc[kMapTiles][4] = {};
 #pragma unroll
-    for (int i = 0; i < kMapsPerThread; ++i) acc[i] = 0.f;
-    for (int64_t n0 = 0; n0 < p.N; n0 += kPixelTile) {
-      __syncthreads();  // the previous tile is consumed
-      load_weights(a, p.sak, p.san, p.K, n0, p.N, s, w);
-      load_tile(f, p.sfc, p.sfn, c0, p.C, n0, p.N, f_tile);
-      __syncthreads();
-      const float* fc = f_tile + c * kTileStride;
-#pragma unroll 4
-      for (int n = 0; n < kPixelTile; ++n) {
-        const float fv = fc[n];
+  for (int i = 0; i < kStages - 1; ++i) {
+    if (i < steps) load(chunk_begin + i, i);
+    ptx::cp_async_commit_group();  // (empty groups keep the count uniform)
+  }
+  for (int64_t step = 0; step < steps; ++step) {
+    ptx::cp_async_wait_group<kStages - 2>();
+    __syncthreads();  // this stage landed for every thread; the previous one is consumed
+    if (step + kStages - 1 < steps) load(chunk_begin + step + kStages - 1, (step + kStages - 1) % kStages);
+    ptx::cp_async_commit_group();
+    const T* ft = smem + (step % kStages) * Tiles::kPoolStageElements;
+    const T* wt = ft + Tiles::kFeatureElements;
+    // The warp's 16 channels times every map of the group, over the chunk's pixels in steps
+    // of 16: A = f (channels x pixels), B = w^T (pixels x maps).
+    const int pixels = kLoad == FeatureLoad::kFlat ? static_cast<int>(p.N) : kPixelTile;
 #pragma unroll
-        for (int i = 0; i < kMapsPerThread; ++i) {
-          const int k = g + kMapGroups * i;
-          if (k < p.K) acc[i] += w[k * kPixelTile + n] * fv;  // warp-uniform k: broadcast
+    for (int kk = 0; kk < Tiles::kExtent; kk += 16) {
+      if (kk >= pixels) break;
+#pragma unroll
+      for (int j = 0; j < kMapTiles; ++j) {
+        if constexpr (kLoad == FeatureLoad::kNhwc) {
+          warp_mma_16x8x16<T, ColMajor, ColMajor>(acc[j], ft, Tiles::kLdc, 16 * warp, kk, wt,
+                                                  Tiles::kLdw, kk, 8 * j);
+        } else if constexpr (kLoad == FeatureLoad::kFlat) {
+          warp_mma_16x8x16<T, RowMajorGathered, ColMajor>(acc[j], ft, pixels, 16 * warp, kk,
+                                                          wt, Tiles::kLdw, kk, 8 * j, pixels);
+        } else {
+          warp_mma_16x8x16<T, RowMajor, ColMajor>(acc[j], ft, Tiles::kLdf, 16 * warp, kk, wt,
+                                                  Tiles::kLdw, kk, 8 * j);
         }
       }
     }
-    if (c0 + c < p.C) {
+  }
+  ptx::cp_async_wait_all();  // no copy outlives the block (the last groups are empty)
+
+  // The lane's results: channels c0 + 16 warp + group (+ 8), maps 8 j + 2 quad (+ 1).
+  const Lane l = Lane::of_this_thread();
 #pragma unroll
-      for (int i = 0; i < kMapsPerThread; ++i) {
-        const int k = g + kMapGroups * i;
-        if (k < p.K) v[k * p.C + c0 + c] = from_float<T>(alpha * acc[i]);
+  for (int j = 0; j < kMapTiles; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int c = 16 * warp + l.group + 8 * (e >> 1);
+      const int64_t row = group * Tiles::kMapRows + 8 * j + 2 * l.quad + (e & 1);
+      if (p.partial != nullptr) {
+        p.partial[(((b * p.channel_tiles + ct) * p.pixel_splits + split) * p.w_rows + row) *
+                  kChannelTile + c] = acc[j][e];
+      } else if (row < p.K && c < channels) {
+        static_cast<T*>(p.pooled)[(b * p.K + row) * p.C + c0 + c] = from_float<T>(p.alpha * acc[j][e]);
       }
     }
   }
+}
+
+// v = alpha * (the pixel splits' partial sums, added in split order), one element a thread.
+template <typename T>
+__global__ void __launch_bounds__(kTileThreads) reduce_kernel(PoolArgs p, int64_t group_rows) {
+  const BlockIndex3 at(blockIdx.x, p.channel_tiles, 1);
+  const int64_t b = at.outer, ct = at.middle;
+  const int64_t c0 = ct * kChannelTile;
+  for (int i = threadIdx.x; i < group_rows * kChannelTile; i += kTileThreads) {
+    const int64_t row = blockIdx.y * group_rows + i / kChannelTile, c = i % kChannelTile;
+    if (row >= p.K || c0 + c >= p.C) continue;
+    float sum = 0.f;
+    for (int64_t split = 0; split < p.pixel_splits; ++split) {
+      sum += p.partial[(((b * p.channel_tiles + ct) * p.pixel_splits + split) * p.w_rows + row) *
+                       kChannelTile + c];
+    }
+    static_cast<T*>(p.pooled)[(b * p.K + row) * p.C + c0 + c] = from_float<T>(p.alpha * sum);
+  }
+}
+
+template <typename T, int kMapTiles, FeatureLoad kLoad>
+void launch_pool(const PoolArgs& args, const ForwardPlan& plan, cudaStream_t stream) {
+  launch(pool_kernel<T, kMapTiles, kLoad>, dim3(static_cast<unsigned>(plan.pool.grid_x),
+                                                static_cast<unsigned>(plan.pool.grid_y)),
+         dim3(plan.pool.threads), plan.pool.shared_bytes, stream, args);
 }
 
 }  // namespace
 
-int num_splits(int64_t B, int64_t C, int device, int64_t max_splits) {
-  const int sms = device_info(device).sm_count;
-  const int64_t n_ctiles = ceil_div(C > 0 ? C : 1, kChannelTile);
-  int64_t splits = ceil_div(2 * static_cast<int64_t>(sms > 0 ? sms : 1), B > 0 ? B : 1);
-  splits = splits < n_ctiles ? splits : n_ctiles;
-  splits = splits < max_splits ? splits : max_splits;
-  splits = splits > 0 ? splits : 1;
-  return static_cast<int>(ceil_div(n_ctiles, ceil_div(n_ctiles, splits)));  // no empty split
-}
+int device_sm_count(int device) { return device_info(device).sm_count; }
 
-void launch_forward(const ForwardParams& p, DType dtype, cudaStream_t stream) {
-  const size_t smem = sizeof(float) *
-      (2 * kMaxMaps + kWarps + kMaxMaps * kPixelTile + kChannelTile * kTileStride);
-  const dim3 grid(static_cast<unsigned>(p.B), static_cast<unsigned>(1 + p.splits));
-  dispatch_dtype_and_maps(dtype, p.K, [&](auto type, auto maps) {
+void launch_forward(const ForwardParams& p, const ForwardPlan& plan, DType dtype,
+                    const ForwardScratch& scratch, cudaStream_t stream) {
+  dispatch_dtype(dtype, [&](auto type) {
     using T = typename decltype(type)::type;
-    launch(attention_pool_fwd_kernel<T, decltype(maps)::value>, grid, dim3(kThreads), smem, stream,
-           p);
+    const StatsArgs stats{p.logits, p.sab, p.sak, p.san, p.K, p.N,
+                          static_cast<float*>(p.importance), static_cast<float*>(p.logsumexp),
+                          static_cast<float*>(p.diversity), scratch.w, plan.w_rows, plan.w_cols};
+    launch(stats_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)), dim3(plan.stats.threads),
+           plan.stats.shared_bytes, stream, stats);
+    if (plan.pool.grid_x == 0) return;
+    const PoolArgs pool{p.features, p.sfb, p.sfc, p.sfn, p.C, p.N, p.K, scratch.w, plan.w_rows,
+                        plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N), p.pooled,
+                        plan.pixel_splits > 1 ? scratch.partial : nullptr, plan.channel_tiles,
+                        plan.pixel_splits, plan.chunks_per_split, plan.pixel_chunks};
+    dispatch_variant(plan.map_tiles, plan.load, [&](auto tiles, auto load) {
+      launch_pool<T, decltype(tiles)::value, decltype(load)::value>(pool, plan, stream);
+    });
+    if (plan.pixel_splits > 1) {
+      launch(reduce_kernel<T>, dim3(static_cast<unsigned>(plan.reduce.grid_x),
+                                    static_cast<unsigned>(plan.reduce.grid_y)),
+             dim3(plan.reduce.threads), 0, stream, pool, static_cast<int64_t>(8 * plan.map_tiles));
+    }
   });
 }
 

@@ -1,12 +1,13 @@
 // Interface between the attention_pool CUDA ops' host code (ops_cuda.cpp) and the kernels
-// (forward.cu, backward.cu, which include nothing of torch so nvcc stays fast).
+// (forward.cu, backward.cu, which include nothing of torch so nvcc stays fast): the launches of
+// one call, as plan.h splits it, with the scratch the plan sized.
 #pragma once
 
 #include "../../common/cuda/dtype.h"
 #include "../params.h"
+#include "plan.h"
 
 #include <cuda_runtime_api.h>
-#include <stdint.h>
 
 namespace fusedattn {
 namespace attention_pool {
@@ -14,16 +15,28 @@ namespace cuda {
 
 using ::fusedattn::cuda::DType;
 
-// The kernels keep every map's per-pixel values of a pixel tile in shared memory.
-constexpr int64_t kMaxMaps = 64;
+// The forward's scratch: the recalibrated maps (plan.w_scratch_elements of the input dtype) and
+// the pixel splits' partial sums (plan.partial_floats floats, none when unsplit).
+struct ForwardScratch {
+  void* w;
+  float* partial;
+};
 
-// How many programs share a sample's channels: enough to give every SM two blocks at small
-// batch, 1 at large batch, at most max_splits, never an empty one. The backward passes a
-// max_splits that bounds its gw_splits scratch (B x splits x K x N floats).
-int num_splits(int64_t B, int64_t C, int device, int64_t max_splits);
+// The backward's scratch: the maps (as the forward's), each channel split's share of gw
+// (plan.gw_floats), and each pixel tile's per-map sums (plan.sums_floats).
+struct BackwardScratch {
+  void* w;
+  float* gw;
+  float* sums;
+};
 
-void launch_forward(const ForwardParams& p, DType dtype, cudaStream_t stream);
-void launch_backward(const BackwardParams& p, DType dtype, cudaStream_t stream);
+// The device's multiprocessor count (cached per device): what the plans size grids by.
+int device_sm_count(int device);
+
+void launch_forward(const ForwardParams& p, const ForwardPlan& plan, DType dtype,
+                    const ForwardScratch& scratch, cudaStream_t stream);
+void launch_backward(const BackwardParams& p, const BackwardPlan& plan, DType dtype,
+                     const BackwardScratch& scratch, cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace attention_pool

@@ -20,19 +20,24 @@ using ::fusedattn::cuda::DeviceGuard;
 using ::fusedattn::cuda::kernel_dtype;
 
 void check_cuda_shape(const Shape& sh) {
-  FUSEDATTN_CHECK(sh.K <= kMaxMaps, "the cuda backend supports up to ", kMaxMaps,
-                  " attention maps, got K=", sh.K, " (use backend='triton' or 'reference')");
   FUSEDATTN_CHECK(sh.B <= INT32_MAX, "the cuda backend supports up to 2^31 - 1 samples, got B=",
                   sh.B);
 }
 
-// The backward's gw_splits scratch holds splits x (B x K x N) floats: as many splits as fit in
-// 64 MB, and at least 8 (a bound on the scratch for huge K x N, not on parallelism at the
-// usual sizes: B=1, K=8, N=400 fits 5000 splits).
-int64_t max_backward_splits(const Shape& sh) {
-  const int64_t gw_bytes = sh.B * sh.K * sh.N * static_cast<int64_t>(sizeof(float));
-  const int64_t fit = (int64_t(64) << 20) / (gw_bytes > 0 ? gw_bytes : 1);
-  return fit > 8 ? fit : 8;
+int element_size(const Tensor& t) { return t.scalar_type() == ScalarType::Float ? 4 : 2; }
+
+FeatureLoad feature_load(const Tensor& features, const Shape& sh) {
+  const PixelRows f = pixel_rows(features, "features");
+  return choose_feature_load(element_size(features),
+                             reinterpret_cast<uintptr_t>(features.const_data_ptr()),
+                             f.stride_batch, f.stride_row, f.stride_pixel, sh.C, sh.N);
+}
+
+int sm_count(const Tensor& t) { return device_sm_count(t.get_device_index()); }
+
+// Scratch of `count` elements (at least one) of `dtype`, on the tensor's device.
+Tensor scratch(const Tensor& like, size_t count, ScalarType dtype) {
+  return empty_on(like, {static_cast<int64_t>(count > 0 ? count : 1)}, dtype);
 }
 
 ForwardOutputs forward(const Tensor& features_in, const Tensor& logits_in,
@@ -46,9 +51,13 @@ ForwardOutputs forward(const Tensor& features_in, const Tensor& logits_in,
   const ForwardOutputs out =
       allocate_forward_outputs(features, sh, compute_diversity, with_logsumexp);
   if (sh.B == 0) return out;
-  ForwardParams p = forward_params(features, logits, sh, compute_diversity, out);
-  p.splits = num_splits(sh.B, sh.C, features.get_device_index(), INT32_MAX);
-  launch_forward(p, dtype, current_stream(features));
+  const ForwardParams p = forward_params(features, logits, sh, compute_diversity, out);
+  const ForwardPlan plan = plan_forward(sh.B, sh.C, sh.K, sh.N, element_size(features),
+                                        feature_load(features, sh), sm_count(features));
+  const Tensor w = scratch(features, plan.w_scratch_elements, features.scalar_type());
+  const Tensor partial = scratch(features, plan.partial_floats, ScalarType::Float);
+  launch_forward(p, plan, dtype, {w.mutable_data_ptr(), partial.mutable_data_ptr<float>()},
+                 current_stream(features));
   return out;
 }
 
@@ -80,14 +89,22 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
   auto [grad_features, grad_logits] = allocate_backward_outputs(features, logits);
   if (sh.B == 0) return {grad_features, grad_logits};
   BackwardInputs inputs;
-  BackwardParams p =
+  const BackwardParams p =
       backward_params(grad_pooled, grad_importance, grad_diversity, features, logits, importance,
                       logsumexp, sh, grad_features, grad_logits, inputs);
-  p.splits = num_splits(sh.B, sh.C, features.get_device_index(), max_backward_splits(sh));
-  // The only [B, *, K, N] intermediate: each channel split's share of gw, in float32.
-  Tensor gw_splits = torch::stable::new_empty(inputs.importance, {sh.B, p.splits, sh.K, sh.N});
-  p.gw_splits = gw_splits.mutable_data_ptr<float>();
-  launch_backward(p, dtype, current_stream(features));
+  const PixelRows g = pixel_rows(grad_features, "grad_features");
+  const FeatureLoad load = choose_backward_load(
+      feature_load(features, sh), element_size(features),
+      reinterpret_cast<uintptr_t>(grad_features.const_data_ptr()), g.stride_batch, g.stride_row,
+      g.stride_pixel, sh.C, sh.N);
+  const BackwardPlan plan =
+      plan_backward(sh.B, sh.C, sh.K, sh.N, element_size(features), load, sm_count(features));
+  const Tensor w = scratch(features, plan.w_scratch_elements, features.scalar_type());
+  const Tensor gw = scratch(features, plan.gw_floats, ScalarType::Float);
+  const Tensor sums = scratch(features, plan.sums_floats, ScalarType::Float);
+  launch_backward(p, plan, dtype,
+                  {w.mutable_data_ptr(), gw.mutable_data_ptr<float>(), sums.mutable_data_ptr<float>()},
+                  current_stream(features));
   return {grad_features, grad_logits};
 }
 

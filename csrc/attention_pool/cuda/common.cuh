@@ -1,0 +1,171 @@
+// Device code shared by the attention_pool forward and backward kernels: a sample's map
+// statistics, the recalibrated maps written once per sample, and the pixel-max winner. The
+// forward and the backward call exactly these, so they agree bit for bit.
+#pragma once
+
+#include "../../common/cuda/convert.cuh"
+#include "../../common/cuda/reduce.cuh"
+#include "../../common/cuda/runtime.cuh"
+#include "../../common/cuda/tile.cuh"
+#include "../math.h"
+#include "kernels.h"
+
+#include <type_traits>
+
+namespace fusedattn {
+namespace attention_pool {
+namespace cuda {
+
+namespace fm = ::fusedattn::attention_pool::math;
+using namespace ::fusedattn::cuda;
+
+constexpr int kStatsWarps = kStatsThreads / 32;
+
+// A block's place in a grid of (outer, middle, inner) blocks flattened into blockIdx.x: 32-bit
+// divisions (grids stay under 2^31 blocks), not the 64-bit division routine.
+struct BlockIndex3 {
+  int64_t outer, middle, inner;
+  __device__ __forceinline__ BlockIndex3(unsigned block, int64_t middles, int64_t inners) {
+    const unsigned m = static_cast<unsigned>(middles), i = static_cast<unsigned>(inners);
+    const unsigned rest = block % (m * i);
+    outer = block / (m * i);
+    middle = rest / i;
+    inner = rest % i;
+  }
+};
+
+template <typename T>
+__device__ __forceinline__ float load_logit(const T* a, int64_t sak, int64_t san, int64_t k,
+                                            int64_t n) {
+  return to_float(a[k * sak + n * san]);
+}
+
+// One sample's statistics into shared memory: s[k] (softmax over the maps of the global
+// average of sigmoid(a[k, :])) and lse[k] (log-sum-exp of a[k, :] over the pixels). With K >=
+// kStatsWarps a warp per map; with fewer maps, warps_per_map warps share a map's pixels and
+// their partial sums meet in `partials` ([3][kStatsWarps] floats) in warp order. Lanes load
+// kUnroll pixels before using any, so that several loads are in flight. Ends with a
+// __syncthreads.
+template <typename T>
+__device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t K, int64_t N,
+                                  float* s, float* lse, float* partials) {
+  constexpr int kUnroll = kStatsUnroll;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int warps_per_map = 1;
+  while (warps_per_map * 2 * K <= kStatsWarps) warps_per_map *= 2;
+  const int slot = warp % warps_per_map;
+  const int64_t stride = 32 * warps_per_map;
+  for (int64_t k = warp / warps_per_map; k < K; k += kStatsWarps / warps_per_map) {
+    float gap = 0.f;
+    fm::SoftmaxState<float> st = fm::softmax_empty<float>();
+    for (int64_t n0 = lane + 32 * slot; n0 < N; n0 += kUnroll * stride) {
+      float x[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t n = n0 + u * stride;
+        x[u] = n < N ? load_logit(a, sak, san, k, n) : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (n0 + u * stride < N) {
+          gap += fm::sigmoid(x[u]);
+          st = fm::softmax_push(st, x[u]);
+        }
+      }
+    }
+    gap = warp_sum(gap);
+    st = warp_softmax_merge(st);
+    if (lane == 0) {
+      if (warps_per_map == 1) {
+        s[k] = gap / static_cast<float>(N);
+        lse[k] = fm::softmax_logsumexp(st);
+      } else {
+        partials[warp] = gap;
+        partials[kStatsWarps + warp] = st.max;
+        partials[2 * kStatsWarps + warp] = st.sum;
+      }
+    }
+  }
+  __syncthreads();
+  if (warps_per_map > 1 && threadIdx.x < K) {
+    const int k = threadIdx.x;
+    float gap = 0.f;
+    fm::SoftmaxState<float> st = fm::softmax_empty<float>();
+    for (int i = k * warps_per_map; i < (k + 1) * warps_per_map; ++i) {
+      gap += partials[i];
+      st = fm::softmax_merge(st, fm::SoftmaxState<float>{partials[kStatsWarps + i],
+                                                         partials[2 * kStatsWarps + i]});
+    }
+    s[k] = gap / static_cast<float>(N);
+    lse[k] = fm::softmax_logsumexp(st);
+  }
+  __syncthreads();
+  if (warp == 0) {  // softmax over the K averages, the maps strided over the lanes
+    fm::SoftmaxState<float> st = fm::softmax_empty<float>();
+    for (int64_t k = lane; k < K; k += 32) st = fm::softmax_push(st, s[k]);
+    st = warp_softmax_merge(st);
+    const float lse_g = fm::softmax_logsumexp(st);
+    __syncwarp();
+    for (int64_t k = lane; k < K; k += 32) s[k] = fm::pixel_prob(s[k], lse_g);
+  }
+  __syncthreads();
+}
+
+// The pixel-max winner k*(n) and its candidate, scanning the maps upwards with torch.max's
+// tie rule.
+template <typename T>
+__device__ __forceinline__ int pixel_winner(const T* a, int64_t sak, int64_t san, int64_t K,
+                                            int64_t n, const float* s, const float* lse,
+                                            float* best_out) {
+  float best = fm::weighted_prob(s[0], load_logit(a, sak, san, 0, n), lse[0]);
+  int winner = 0;
+  for (int64_t k = 1; k < K; ++k) {
+    const float cand = fm::weighted_prob(s[k], load_logit(a, sak, san, k, n), lse[k]);
+    if (fm::replaces_winner(cand, best)) {
+      best = cand;
+      winner = static_cast<int>(k);
+    }
+  }
+  *best_out = best;
+  return winner;
+}
+
+// The recalibrated maps w[row][n] = s[row] sigmoid(a[row, n]) of one sample, in the input
+// dtype, into the scratch the tiled kernels stream (rows w_rows, row length w_cols), zero past
+// K rows and N pixels so that padded tiles contribute nothing. Computed once per sample.
+template <typename T>
+__device__ void write_maps(const T* a, int64_t sak, int64_t san, int64_t K, int64_t N,
+                           const float* s, T* w, int64_t w_rows, int64_t w_cols) {
+  for_each_element<4>(w_rows, w_cols, [&](int64_t row, int64_t n) {
+    w[row * w_cols + n] = from_float<T>(
+        row < K && n < N ? s[row] * fm::sigmoid(load_logit(a, sak, san, row, n)) : 0.f);
+  });
+}
+
+// Calls fn(std::integral_constant<int, tiles>, std::integral_constant<FeatureLoad, load>) for a
+// plan's map tiles and feature load: the tiled kernels' compile-time variants.
+template <typename Fn>
+void dispatch_variant(int map_tiles, FeatureLoad load, Fn&& fn) {
+  auto with_load = [&](auto tiles) {
+    switch (load) {
+      case FeatureLoad::kNchw:
+        return fn(tiles, std::integral_constant<FeatureLoad, FeatureLoad::kNchw>{});
+      case FeatureLoad::kNhwc:
+        return fn(tiles, std::integral_constant<FeatureLoad, FeatureLoad::kNhwc>{});
+      case FeatureLoad::kFlat:
+        return fn(tiles, std::integral_constant<FeatureLoad, FeatureLoad::kFlat>{});
+      case FeatureLoad::kScalar:
+        return fn(tiles, std::integral_constant<FeatureLoad, FeatureLoad::kScalar>{});
+    }
+  };
+  switch (map_tiles) {
+    case 1: return with_load(std::integral_constant<int, 1>{});
+    case 2: return with_load(std::integral_constant<int, 2>{});
+    case 4: return with_load(std::integral_constant<int, 4>{});
+    default: return with_load(std::integral_constant<int, kMaxMapTiles>{});
+  }
+}
+
+}  // namespace cuda
+}  // namespace attention_pool
+}  // namespace fusedattn

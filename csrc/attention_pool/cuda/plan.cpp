@@ -1,0 +1,221 @@
+#include "plan.h"
+
+#include <type_traits>
+
+namespace fusedattn {
+namespace attention_pool {
+namespace cuda {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+struct MapTiling {
+  int map_tiles;
+  int64_t map_groups, w_rows;
+};
+
+MapTiling map_tiling(int64_t K) {
+  const int64_t padded = ceil_div(K > 0 ? K : 1, 8) * 8;
+  int tiles = 1;
+  while (tiles < kMaxMapTiles && 8 * tiles < padded) tiles *= 2;
+  const int64_t groups = ceil_div(padded, 8 * tiles);
+  return {tiles, groups, groups * 8 * tiles};
+}
+
+// Calls fn(Tiles<...>{}) for the element size, map tiles and feature load of a plan.
+template <typename Fn>
+void with_tiles(int element_size, int map_tiles, FeatureLoad load, Fn&& fn) {
+  auto by_load = [&](auto size, auto tiles) {
+    constexpr int kSize = decltype(size)::value, kMapTiles = decltype(tiles)::value;
+    switch (load) {
+      case FeatureLoad::kNchw: return fn(Tiles<kSize, kMapTiles, FeatureLoad::kNchw>{});
+      case FeatureLoad::kNhwc: return fn(Tiles<kSize, kMapTiles, FeatureLoad::kNhwc>{});
+      case FeatureLoad::kFlat: return fn(Tiles<kSize, kMapTiles, FeatureLoad::kFlat>{});
+      case FeatureLoad::kScalar: return fn(Tiles<kSize, kMapTiles, FeatureLoad::kScalar>{});
+    }
+  };
+  auto by_tiles = [&](auto size) {
+    switch (map_tiles) {
+      case 1: return by_load(size, std::integral_constant<int, 1>{});
+      case 2: return by_load(size, std::integral_constant<int, 2>{});
+      case 4: return by_load(size, std::integral_constant<int, 4>{});
+      default: return by_load(size, std::integral_constant<int, kMaxMapTiles>{});
+    }
+  };
+  if (element_size == 4) return by_tiles(std::integral_constant<int, 4>{});
+  return by_tiles(std::integral_constant<int, 2>{});
+}
+
+// Round trips of sample_statistics (common.cuh): warps share a map's pixels when K is small,
+// each lane loading kStatsUnroll logits at a time.
+int64_t stats_rounds(int64_t K, int64_t N) {
+  int64_t warps_per_map = 1;
+  while (warps_per_map * 2 * K <= kStatsThreads / 32) warps_per_map *= 2;
+  return ceil_div(N, 32 * warps_per_map * kStatsUnroll) * ceil_div(K, kStatsThreads / 32 / warps_per_map);
+}
+
+int64_t pixel_extent(FeatureLoad load) {
+  return load == FeatureLoad::kFlat ? kFlatPixels : kPixelTile;
+}
+
+}  // namespace
+
+const char* feature_load_name(FeatureLoad load) {
+  switch (load) {
+    case FeatureLoad::kNchw: return "nchw";
+    case FeatureLoad::kNhwc: return "nhwc";
+    case FeatureLoad::kFlat: return "flat";
+    case FeatureLoad::kScalar: return "scalar";
+  }
+  return "?";
+}
+
+FeatureLoad choose_feature_load(int element_size, uintptr_t address, int64_t sb, int64_t sc,
+                                int64_t sn, int64_t C, int64_t N) {
+  const int64_t v = fusedattn::cuda::chunk_elements(element_size);
+  const bool aligned = address % 16 == 0 && sb % v == 0;
+  if (aligned && (sn == 1 || N == 1) && sc % v == 0) return FeatureLoad::kNchw;
+  if (aligned && sc == 1 && sn % v == 0 && N > 1) return FeatureLoad::kNhwc;
+  // Whole rows of a small map back to back: a channel tile is one span, 16-byte aligned (tiles
+  // start at multiples of kChannelTile channels).
+  if (aligned && sn == 1 && sc == N && N <= kFlatPixels && (kChannelTile * N) % v == 0) {
+    return FeatureLoad::kFlat;
+  }
+  (void)C;
+  return FeatureLoad::kScalar;
+}
+
+FeatureLoad choose_backward_load(FeatureLoad load, int element_size, uintptr_t address,
+                                 int64_t gb, int64_t gc, int64_t gn, int64_t C, int64_t N) {
+  const int64_t v = fusedattn::cuda::chunk_elements(element_size);
+  const bool aligned = address % 16 == 0 && gb % v == 0;
+  // The gradient is stored in whole 16-byte chunks: rows (and a flat tile's span) must hold
+  // whole chunks too.
+  switch (load) {
+    case FeatureLoad::kNchw:
+      return aligned && gn == 1 && gc % v == 0 && N % v == 0 ? load : FeatureLoad::kScalar;
+    case FeatureLoad::kNhwc:
+      return aligned && gc == 1 && gn % v == 0 && C % v == 0 ? load : FeatureLoad::kScalar;
+    case FeatureLoad::kFlat:
+      return aligned && gn == 1 && gc == N && (C * N) % v == 0 ? load : FeatureLoad::kScalar;
+    default:
+      return FeatureLoad::kScalar;
+  }
+}
+
+ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element_size,
+                         FeatureLoad load, int sm_count) {
+  ForwardPlan p{};
+  p.load = load;
+  const MapTiling maps = map_tiling(K);
+  p.map_tiles = maps.map_tiles;
+  p.map_groups = maps.map_groups;
+  p.w_rows = maps.w_rows;
+  const int64_t extent = pixel_extent(load);
+  p.pixel_chunks = ceil_div(N, extent);
+  p.w_cols = p.pixel_chunks * extent;
+  p.channel_tiles = ceil_div(C, kChannelTile);
+  // At least two blocks per SM: split a channel tile's pixel chunks between blocks where the
+  // channel tiles alone are too few (small batches), never leaving a split empty.
+  const int64_t tiles = B * p.channel_tiles * p.map_groups;
+  const int64_t wanted = 2 * static_cast<int64_t>(sm_count > 0 ? sm_count : 1);
+  p.pixel_splits = tiles > 0 ? clamp(ceil_div(wanted, tiles), 1, p.pixel_chunks) : 1;
+  p.chunks_per_split = ceil_div(p.pixel_chunks, p.pixel_splits);
+  p.pixel_splits = ceil_div(p.pixel_chunks, p.chunks_per_split);
+
+  const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
+  p.w_scratch_elements = static_cast<size_t>(B * p.w_rows * p.w_cols);
+  const int64_t W = static_cast<int64_t>(p.w_scratch_elements) * e;
+  p.stats = {B, 1, kStatsThreads,
+             (2 * static_cast<size_t>(K) + 3 * kStatsThreads / 32) * sizeof(float),
+             A + W + B * (2 * K + 1) * 4, kStatsThreads * kStatsUnroll * e,
+             ceil_div(K * N, kStatsThreads * kStatsUnroll),
+             stats_rounds(K, N) + ceil_div(N, kStatsThreads) +
+                 ceil_div(p.w_rows * p.w_cols, kStatsThreads * 4)};
+  int64_t pool_shared = 0, stage_bytes = 0;
+  with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
+    pool_shared = decltype(tiles_of)::kPoolSharedBytes;
+    stage_bytes = decltype(tiles_of)::kPoolStageElements * e;
+  });
+  if (p.pixel_splits > 1 && C > 0) {
+    p.partial_floats =
+        static_cast<size_t>(B * p.channel_tiles * p.pixel_splits * p.w_rows * kChannelTile);
+  }
+  const int64_t partial = static_cast<int64_t>(p.partial_floats) * 4;
+  p.pool = {C > 0 ? B * p.channel_tiles * p.pixel_splits : 0, p.map_groups, kTileThreads,
+            static_cast<size_t>(pool_shared), F + W + (partial > 0 ? partial : V),
+            (kStages - 1) * stage_bytes, p.chunks_per_split};
+  if (partial > 0) {
+    p.reduce = {B * p.channel_tiles, p.map_groups, kTileThreads, 0, partial + V,
+                kTileThreads * 4 * (p.pixel_splits < 4 ? p.pixel_splits : 4),
+                ceil_div(8 * p.map_tiles * kChannelTile, kTileThreads), 1};
+  }
+  return p;
+}
+
+BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int element_size,
+                           FeatureLoad load, int sm_count) {
+  BackwardPlan p{};
+  p.load = load;
+  const MapTiling maps = map_tiling(K);
+  p.map_tiles = maps.map_tiles;
+  p.map_groups = maps.map_groups;
+  // At least 16 rows (mma's k), zero past K, so that every map tile copies whole.
+  p.w_rows = maps.w_rows < 16 ? 16 : maps.w_rows;
+  const int64_t extent = pixel_extent(load);
+  p.pixel_chunks = ceil_div(N, extent);
+  p.w_cols = p.pixel_chunks * extent;
+  p.channel_tiles = ceil_div(C, kChannelTile);
+  // Blocks over (sample, pixel chunk, channel split, map group): split the channels where the
+  // pixel chunks alone give too few blocks; each split's share of gw goes to its own slot of
+  // the scratch, summed in a fixed order by "gather".
+  const int64_t chunks = B * p.pixel_chunks * p.map_groups;
+  const int64_t wanted = 2 * static_cast<int64_t>(sm_count > 0 ? sm_count : 1);
+  const int64_t tiles = p.channel_tiles > 0 ? p.channel_tiles : 1;
+  p.channel_splits = chunks > 0 ? clamp(ceil_div(wanted, chunks), 1, tiles) : 1;
+  p.tiles_per_split = ceil_div(tiles, p.channel_splits);
+  p.channel_splits = ceil_div(tiles, p.tiles_per_split);
+  p.pixel_blocks = ceil_div(N, kEpilogueThreads);
+
+  p.gv_cols = p.channel_tiles * kChannelTile;
+  p.w_scratch_elements = static_cast<size_t>(B * p.w_rows * (p.w_cols + p.gv_cols));
+  p.gw_floats = static_cast<size_t>(B * p.channel_splits * p.w_rows * p.w_cols);
+  p.sums_floats = static_cast<size_t>(B * p.pixel_blocks * 2 * K);
+  const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
+  const int64_t Wmaps = B * p.w_rows * p.w_cols * e, Gv = B * p.w_rows * p.gv_cols * e;
+  const int64_t Gw = static_cast<int64_t>(p.gw_floats) * 4, Sums = p.sums_floats * 4;
+  // (maps: four elements a thread at a time, each a read and a write)
+  p.stats = {B, 1, kStatsThreads, 0, A + B * K * 4 + Wmaps + V + Gv, kStatsThreads * 4 * 2 * e,
+             ceil_div(p.w_rows * (p.w_cols + p.gv_cols), kStatsThreads),
+             ceil_div(p.w_rows * p.w_cols, kStatsThreads * 4) +
+                 ceil_div(p.w_rows * p.gv_cols, kStatsThreads * 4)};
+  int64_t features_shared = 0, grad_features_shared = 0, stage_bytes = 0, map_tile_bytes = 0;
+  with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
+    using Tiles = decltype(tiles_of);
+    features_shared = Tiles::kFeaturesSharedBytes;
+    grad_features_shared = Tiles::kGradFeaturesSharedBytes;
+    stage_bytes = Tiles::kFeaturesStageElements * e;
+    map_tile_bytes = (Tiles::kWElements + Tiles::kGvElements) * e;
+  });
+  const bool split_gf = p.map_groups > 1 && C > 0;
+  p.features = {B * p.pixel_chunks * p.channel_splits, p.map_groups, kTileThreads,
+                static_cast<size_t>(features_shared),
+                F + Wmaps + Gv + Gw + (split_gf ? 0 : F), (kStages - 1) * stage_bytes,
+                p.tiles_per_split};
+  if (split_gf) {
+    p.grad_features = {B * p.pixel_chunks * p.channel_tiles, 1, kTileThreads,
+                       static_cast<size_t>(grad_features_shared), Wmaps + Gv + F,
+                       map_tile_bytes, p.map_groups, p.map_groups};
+  }
+  const int64_t in_flight = kEpilogueThreads * 4 * (p.channel_splits < 4 ? p.channel_splits : 4);
+  p.gather = {B * p.pixel_blocks, 1, kEpilogueThreads, kEpilogueThreads / 32 * sizeof(float),
+              A + Gw + B * K * N * 4 + Sums, in_flight, K, 1 + K};
+  p.logits = {B * p.pixel_blocks, 1, kEpilogueThreads, 2 * static_cast<size_t>(K) * sizeof(float),
+              2 * A + B * K * N * 4 + Sums, kEpilogueThreads * e, K, 2 + K};
+  return p;
+}
+
+}  // namespace cuda
+}  // namespace attention_pool
+}  // namespace fusedattn

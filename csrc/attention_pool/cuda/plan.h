@@ -1,0 +1,167 @@
+// How the attention_pool CUDA kernels split one call: tile sizes, how features are loaded, the
+// grids, shared memory and scratch of every launch. Torch-free host code, so that the op's host
+// code (ops_cuda.cpp), the sanitizer driver and the static SASS report (python -m fusedattn
+// sass-report, which prints it per shape) all use exactly the geometry real launches get.
+//
+// Forward (docs/attention_pool.md): launch 1, "stats", one block per sample, computes the
+// sample's statistics once (importance s, the log-sum-exp of every map, the diversity loss) and
+// the recalibrated maps w = s sigmoid(a) in the input dtype, padded, into a scratch that
+// launch 2, "pool", streams beside the features: v = alpha w f^T on tensor cores, per (sample,
+// channel tile, pixel split, map group) block, through a cp.async ring. Where one sample's
+// channel tiles give too few blocks to fill the GPU, pixel chunks are split between blocks and
+// launch 3, "reduce", adds their partial sums in a fixed order (deterministic, no atomics).
+//
+// Backward: "stats" again (w only), "features" (one pass over f that writes
+// gf = alpha gv^T w and accumulates its channel split's share of gw = alpha gv f, both on
+// tensor cores), then two small launches over (sample, pixel tile): "gather" sums the splits'
+// gw and each tile's per-map sums, "logits" applies the spec's epilogue to write grad_logits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../../common/cuda/layout.h"
+
+namespace fusedattn {
+namespace attention_pool {
+namespace cuda {
+
+// Feature tiles: kChannelTile channels (16 a warp) by kPixelTile pixels, kStages deep.
+constexpr int kWarps = 4;
+constexpr int kTileThreads = 32 * kWarps;
+constexpr int kChannelTile = 16 * kWarps;
+constexpr int kPixelTile = 32;
+constexpr int kStages = 4;
+// The flat variant: a channel tile's rows of small maps (N <= kFlatPixels) as one span.
+constexpr int kFlatPixels = 64;
+// Maps are processed in groups of at most kMaxGroupMaps (8 * map tiles of 8).
+constexpr int kMaxMapTiles = 8;
+constexpr int kMaxGroupMaps = 8 * kMaxMapTiles;
+// The small kernels: one thread per pixel, or per element.
+constexpr int kStatsThreads = 256;
+constexpr int kStatsUnroll = 4;  // logits each lane loads before using any
+constexpr int kEpilogueThreads = 256;
+
+// How a block gets its feature tiles into shared memory.
+enum class FeatureLoad : int {
+  kNchw = 0,    // pixels contiguous, channel rows 16-byte aligned: cp.async 16-byte chunks
+  kNhwc = 1,    // channels contiguous, pixel rows 16-byte aligned: cp.async, loaded transposed
+  kFlat = 2,    // NCHW rows of a small map back to back: one 16-byte-chunked span per tile
+  kScalar = 3,  // any strides: element by element
+};
+const char* feature_load_name(FeatureLoad load);
+
+// The shared-memory tiles of the kernels for elements of kElementSize bytes (the kernels and
+// the plan both read them from here).
+template <int kElementSize, int kMapTiles, FeatureLoad kLoad>
+struct Tiles {
+  static constexpr int kExtent = kLoad == FeatureLoad::kFlat ? kFlatPixels : kPixelTile;
+  static constexpr int kMapRows = 8 * kMapTiles;
+  static constexpr int kMapRows16 = kMapRows < 16 ? 16 : kMapRows;  // mma's k: maps in 16s
+  static constexpr int kLdw = fusedattn::cuda::padded_ld(kExtent, kElementSize);  // maps [row][n]
+  static constexpr int kLdf = fusedattn::cuda::padded_ld(kPixelTile, kElementSize);  // [c][n]
+  static constexpr int kLdc = fusedattn::cuda::padded_ld(kChannelTile, kElementSize);  // [n][c]
+  // A flat tile: the span of a channel tile's rows, a 16-element guard (fragments read on past
+  // a row's end), whole chunks.
+  static constexpr int kFlatCapacity =
+      fusedattn::cuda::whole_chunks(kChannelTile * kFlatPixels + 16, kElementSize);
+  static constexpr int kFeatureElements =
+      kLoad == FeatureLoad::kNhwc ? kPixelTile * kLdc
+      : kLoad == FeatureLoad::kFlat ? kFlatCapacity : kChannelTile * kLdf;
+  // Forward ("pool"): kStages stages of (feature tile, map tile [kMapRows][kLdw]).
+  static constexpr int kPoolStageElements = kFeatureElements + kMapRows * kLdw;
+  static constexpr size_t kPoolSharedBytes =
+      static_cast<size_t>(kElementSize) * kStages * kPoolStageElements;
+  // Backward ("features"): the chunk's map tile [kMapRows16][kLdw], kStages stages of (feature
+  // tile, gv tile [kMapRows16][kLdc]), the gf staging tile ([channel][pixel] with kLdgf,
+  // [pixel][channel] with kLdc, or a span: the largest), and the channel parts' gw.
+  static constexpr int kWElements = kMapRows16 * kLdw;
+  static constexpr int kGvElements = kMapRows16 * kLdc;
+  // gv in the scratch the backward's "maps" writes: rows of whole channel tiles, zero-padded.
+  static constexpr int kFeaturesStageElements = kFeatureElements + kGvElements;
+  static constexpr int kLdgf = fusedattn::cuda::padded_ld(kExtent, kElementSize);
+  static constexpr int kGfElements =
+      kChannelTile * kLdgf > kExtent * kLdc ? kChannelTile * kLdgf : kExtent * kLdc;
+  // Warps: kPixelBlocks blocks of 16 pixels times kChannelParts parts of the channels.
+  static constexpr int kPixelBlocks = kExtent / 16;
+  static constexpr int kChannelParts = kWarps / kPixelBlocks;
+  static constexpr int kGwFloats = kWarps * 16 * kMapRows;
+  static constexpr size_t kFeaturesSharedBytes =
+      static_cast<size_t>(kElementSize) *
+          (kWElements + kStages * kFeaturesStageElements + kGfElements) +
+      sizeof(float) * kGwFloats;
+  // "grad_features" (several map groups): one map tile, one gv tile, the staging tile.
+  static constexpr size_t kGradFeaturesSharedBytes =
+      static_cast<size_t>(kElementSize) * (kWElements + kGvElements + kGfElements);
+  // The blocks an SM holds by shared memory: the kernels' __launch_bounds__ ask for as many,
+  // which gives ptxas its register budget (left to itself it was seen to cap a kernel at 80
+  // registers and spill).
+  static constexpr int blocks_by_shared(size_t bytes) {
+    return bytes + 1024 >= 233472 / 2 ? 1 : static_cast<int>(233472 / (bytes + 1024)) > 8
+                                                ? 8 : static_cast<int>(233472 / (bytes + 1024));
+  }
+  // The scalar variant's address math needs more than the 64 registers of 8 blocks.
+  static constexpr int kPoolMinBlocks =
+      kLoad == FeatureLoad::kScalar && blocks_by_shared(kPoolSharedBytes) > 6
+          ? 6 : blocks_by_shared(kPoolSharedBytes);
+  static constexpr int kFeaturesMinBlocks = blocks_by_shared(kFeaturesSharedBytes);
+};
+
+// The variant for features of element size `element_size`, strides (sb, sc, sn) in elements,
+// base address `address`, N pixels.
+FeatureLoad choose_feature_load(int element_size, uintptr_t address, int64_t sb, int64_t sc,
+                                int64_t sn, int64_t C, int64_t N);
+
+// The backward writes grad_features laid out as the feature tiles it reads (nchw: 16-byte pixel
+// rows; nhwc: 16-byte channel rows; flat: one span per channel tile), in whole 16-byte chunks:
+// `load` where the gradient's strides (gb, gc, gn), address and sizes allow that, else kScalar.
+FeatureLoad choose_backward_load(FeatureLoad load, int element_size, uintptr_t address,
+                                 int64_t gb, int64_t gc, int64_t gn, int64_t C, int64_t N);
+
+struct Launch {
+  int64_t grid_x = 0, grid_y = 1;  // grid_x 0: the launch is skipped
+  int threads = 0;
+  size_t shared_bytes = 0;
+  // For the static performance model only (python -m fusedattn sass-report): the DRAM bytes
+  // the launch moves (each buffer once, read + write), the bytes a block keeps in flight in
+  // its main loop, that loop's iterations per block, and the round trips to memory a block
+  // waits for one after another (the small kernels' latency).
+  int64_t bytes = 0;
+  int64_t in_flight_bytes = 0;
+  int64_t steps = 1;
+  int64_t rounds = 0;
+};
+
+struct ForwardPlan {
+  FeatureLoad load;
+  int map_tiles;            // 8-map tiles per group: the kernel's accumulators (1, 2, 4 or 8)
+  int64_t map_groups;       // groups of 8 * map_tiles maps
+  int64_t w_rows;           // map_groups * 8 * map_tiles: the scratch's rows, zero past K
+  int64_t w_cols;           // the scratch's row length: N rounded up to whole pixel chunks
+  int64_t channel_tiles, pixel_chunks, pixel_splits, chunks_per_split;
+  Launch stats, pool, reduce;
+  size_t w_scratch_elements, partial_floats;  // the scratch buffers (elements, floats)
+};
+
+ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element_size,
+                         FeatureLoad load, int sm_count);
+
+struct BackwardPlan {
+  FeatureLoad load;
+  int map_tiles;
+  int64_t map_groups, w_rows, w_cols, channel_tiles, pixel_chunks;
+  int64_t channel_splits, tiles_per_split;
+  int64_t pixel_blocks;     // the epilogue's pixel tiles per sample
+  int64_t gv_cols;          // the padded gv's row length: C rounded up to whole channel tiles
+  Launch stats, features, grad_features, gather, logits;
+  // w and, after it, gv padded (B, w_rows, gv_cols), both of the input dtype; each channel
+  // split's gw; each pixel tile's per-map sums.
+  size_t w_scratch_elements, gw_floats, sums_floats;
+};
+
+BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int element_size,
+                           FeatureLoad load, int sm_count);
+
+}  // namespace cuda
+}  // namespace attention_pool
+}  // namespace fusedattn
