@@ -4,6 +4,7 @@ or CPU tensors in Triton's interpreter), the device context of a launch, and the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 from typing import Optional
@@ -45,3 +46,34 @@ def on_device(t: torch.Tensor):
 @functools.lru_cache(maxsize=None)
 def sm_count(device_index: int) -> int:
     return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+@dataclasses.dataclass
+class Launch:
+    """One Triton kernel launch of a call, described before it runs: the launcher runs it, and
+    the static SASS report (python -m fusedattn sass-report) compiles exactly this
+    specialization for sm_90 and models it. bytes: the DRAM bytes it moves (each buffer once);
+    in_flight_bytes: what one program keeps in flight in its main loop; steps: that loop's
+    iterations per program; rounds: the round trips to memory a program waits for one after
+    another (the small per-sample kernels' latency; 0 for the pipelined streaming kernels);
+    streams_features: it reads or writes the op's big tensors."""
+    name: str
+    kernel: object
+    grid: tuple
+    args: tuple
+    kwargs: dict
+    bytes: int = 0
+    in_flight_bytes: int = 0
+    steps: int = 1
+    rounds: int = 0
+    streams_features: bool = False
+    variant: str = ""
+
+    def __call__(self):
+        self.kernel[self.grid](*self.args, **self.kwargs)
+
+
+def run(launches) -> None:
+    for launch in launches:
+        if launch.grid[0] > 0:
+            launch()

@@ -20,9 +20,6 @@ from ...backends import Backend, register_backend, register_op, implementation
 from .validation import validate_inputs
 
 OP = "attention_pool"
-# The most maps the CUDA and Triton kernels' tiles hold.
-MAX_FUSED_MAPS = 64
-
 
 class AttentionPoolOutput(NamedTuple):
     """pooled (B, K, C) in the features' dtype; importance (B, K) and diversity (B,) in float32
@@ -49,10 +46,9 @@ register_backend(Backend(OP, "cpu", ("cpu",), SUPPORTED_DTYPES, _run_of("compile
 # On CPU tensors, the CUDA kernels in the CPU emulation of the CUDA execution model (tests).
 register_backend(Backend(OP, "cuda", ("cuda", "cpu"), _triton.DTYPES,
                          _run_of("compiled", cpu_module="emulated"),
-                         why_not=_library.cuda_why_not("attention_pool_fwd"),
-                         limits={"attention maps": MAX_FUSED_MAPS}))
+                         why_not=_library.cuda_why_not("attention_pool_fwd")))
 register_backend(Backend(OP, "triton", ("cuda", "cpu"), _triton.DTYPES, _run_of("triton_kernels"),
-                         why_not=_triton.why_not, limits={"attention maps": MAX_FUSED_MAPS}))
+                         why_not=_triton.why_not))
 # Whoever loads a compiled library first, its attention_pool ops get their fakes and autograd.
 _library.on_load("_C", lambda: importlib.import_module(f"{__name__}.compiled"))
 _library.on_load("_C_emulated", lambda: importlib.import_module(f"{__name__}.emulated"))

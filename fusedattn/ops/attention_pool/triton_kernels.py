@@ -1,20 +1,26 @@
-"""attention_pool's Triton backend (docs/attention_pool.md): kernels, launchers and the
-torch.library custom ops (with the op's shared fakes and autograd), in one file.
+"""attention_pool's Triton backend (docs/attention_pool.md): kernels, launch plans and the
+torch.library custom ops (with the op's shared fakes and autograd), in one file. The design
+follows the CUDA kernels' (csrc/attention_pool/cuda/plan.h):
 
-Forward: ONE launch over (sample, 1 + channel splits). Every program recomputes its sample's
-K x N statistics from the logits (small and cache-resident) instead of waiting on a separate
-pass; program 0 of a sample writes the importance, the per-map log-sum-exp the backward needs
-and the diversity loss, the others read their channels of the feature map exactly once:
-v = alpha * w @ f^T on tensor cores (tl.dot, K padded to >= 16).
+Forward: "stats", one program per sample, computes the sample's statistics once (importance,
+the per-map log-sum-exp, the diversity loss) and the recalibrated maps w = s sigmoid(a) in the
+input dtype into a scratch padded to whole tiles (zero past K maps and N pixels); "pool", the
+one pass over the features, v = alpha w f^T on tensor cores (tl.dot) per (sample, channel tile,
+pixel split, map group) program, its pixel loop software-pipelined (tl.range num_stages: cp.async
+on sm_80+); where pixel chunks were split between programs (small batches), "reduce" adds the
+splits' partial sums in a fixed order.
 
-Backward: one pass over the features that reads f and writes gf = alpha * gv^T @ w while
-accumulating gw = alpha * gv @ f for its channel split (tl.dot both), then a small epilogue
-launch per sample that sums the splits' gw and applies the spec's recalibration, importance-
-softmax and diversity gradients. Deterministic: no atomics, fixed reduction order.
+Backward: "maps" writes w again from the saved importance; "features" reads f once and writes
+gf = alpha gv^T w while accumulating its channel split's share of gw = alpha gv f (tl.dot both;
+with several map groups gf comes from "grad_features" instead); "gather" (per pixel tile) sums
+the splits' gw in a fixed order and each tile's per-map sums; "logits" applies the spec's
+epilogue per pixel tile. Deterministic: no atomics, fixed reduction orders.
 
-Layouts: features are addressed through their strides; Triton specializes unit strides, so
-NCHW (unit pixel stride) and channels_last (unit channel stride) tiles are both loaded
-coalesced, with no copy. Offsets are int64.
+Any number of maps: maps are tiled in groups of at most 64. Layouts: features are addressed
+through their strides; Triton specializes unit strides and strides divisible by 16, so NCHW
+(unit pixel stride) and channels_last (unit channel stride) tiles load as 16-byte vectors.
+7x7 NCHW maps (channel stride 49) load element by element here (the CUDA backend streams them
+as one span per channel tile). Offsets are int64.
 """
 
 from typing import Optional, Tuple
@@ -23,10 +29,13 @@ import torch
 import triton
 import triton.language as tl
 
-from ... import _triton
+from ... import _triton, tuning
 from . import autograd
 
 INTERPRETED = tl.constexpr(_triton.interpreted())
+NUM_WARPS = 4
+NUM_STAGES = 4
+MAX_GROUP_MAPS = 64
 
 
 # ----------------------------------------------------------------------------------- kernels
@@ -51,7 +60,7 @@ def _dot(x, y, acc, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
 
 @triton.jit
 def _load_logits(a_ptr, s_ak, s_an, k, n, K, N):
-    """The [KP, BN] tile of one sample's logits at maps k and pixels n, in float32; -inf where
+    """The [KS, BS] tile of one sample's logits at maps k and pixels n, in float32; -inf where
     (k, n) is outside the maps, so that it vanishes from maxima and exponentials."""
     mask = (k[:, None] < K) & (n[None, :] < N)
     ptrs = a_ptr + k[:, None].to(tl.int64) * s_ak + n[None, :].to(tl.int64) * s_an
@@ -59,217 +68,369 @@ def _load_logits(a_ptr, s_ak, s_an, k, n, K, N):
 
 
 @triton.jit
-def _sample_statistics(a_ptr, s_ak, s_an, K, N, KP: tl.constexpr, BN: tl.constexpr):
-    """One pass over a sample's logits: importance s [KP] (softmax over the maps' global
-    averages of the sigmoid maps) and the per-map log-sum-exp [KP] of the pixel softmax.
-    Padded maps (k >= K) get s = 0 and lse = 0."""
-    k = tl.arange(0, KP)
-    gap = tl.zeros([KP], tl.float32)
-    m = tl.full([KP], float("-inf"), tl.float32)
-    total = tl.zeros([KP], tl.float32)
-    for n0 in range(0, N, BN):
-        n = n0 + tl.arange(0, BN)
-        a, mask = _load_logits(a_ptr, s_ak, s_an, k, n, K, N)
-        gap += tl.sum(tl.where(mask, _sigmoid(a), 0.0), axis=1)
-        m_new = tl.maximum(m, tl.max(a, axis=1))
-        m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows of padding stay empty
-        total = total * tl.exp(m - m_ref) + tl.sum(tl.exp(a - m_ref[:, None]), axis=1)
-        m = m_new
-    g = tl.where(k < K, gap / N, float("-inf"))
-    e = tl.exp(g - tl.max(g, axis=0))
-    s = e / tl.sum(e, axis=0)
-    lse = tl.where(k < K, m + tl.log(tl.where(k < K, total, 1.0)), 0.0)
-    return s, lse
-
-
-@triton.jit
-def _attention_pool_fwd_kernel(
-    f_ptr, a_ptr, v_ptr, s_ptr, lse_ptr, div_ptr,
-    C, K, N, alpha,
-    s_fb, s_fc, s_fn, s_ab, s_ak, s_an,
-    HAS_DIV: tl.constexpr, KP: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
-    BNS: tl.constexpr, DOT_PRECISION: tl.constexpr,
-):
-    """Grid (B, 1 + splits). Program 0 of a sample writes its importance, log-sum-exp and
-    diversity; programs 1.. pool one channel split each. All recompute the sample's statistics
-    (K x N logits, cache-resident) so that nothing waits on another launch."""
+def _maps_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
+                 K, N, KW, NW, s_ab, s_ak, s_an,
+                 STATS: tl.constexpr, HAS_DIV: tl.constexpr, KS: tl.constexpr,
+                 BS: tl.constexpr):
+    """One program per sample. STATS: the importance s (softmax over the maps' global averages
+    of the sigmoid maps) and the per-map log-sum-exp, into s_ptr and lse_ptr, and with HAS_DIV
+    the diversity 1 - sum_n max_k s[k] p[k, n]. Else s is read from s_ptr (the backward). Then
+    w[k, n] = s[k] sigmoid(a[k, n]) into the (KW, NW) scratch, zero past K and N."""
     b = tl.program_id(0).to(tl.int64)
-    j = tl.program_id(1)
-    f_b = f_ptr + b * s_fb
     a_b = a_ptr + b * s_ab
-    s, lse = _sample_statistics(a_b, s_ak, s_an, K, N, KP, BNS)
-    k = tl.arange(0, KP)
-    if j == 0:
-        tl.store(s_ptr + b * K + k, s, mask=k < K)
-        tl.store(lse_ptr + b * K + k, lse, mask=k < K)
+    if STATS:
+        # Per map: the global average of the sigmoid and the log-sum-exp, KS maps at a time.
+        for k0 in range(0, K, KS):
+            k = k0 + tl.arange(0, KS)
+            gap = tl.zeros([KS], tl.float32)
+            m = tl.full([KS], float("-inf"), tl.float32)
+            total = tl.zeros([KS], tl.float32)
+            for n0 in range(0, N, BS):
+                n = n0 + tl.arange(0, BS)
+                a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
+                gap += tl.sum(tl.where(mask, _sigmoid(a), 0.0), axis=1)
+                m_new = tl.maximum(m, tl.max(a, axis=1))
+                m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows of padding
+                total = total * tl.exp(m - m_ref) + tl.sum(tl.exp(a - m_ref[:, None]), axis=1)
+                m = m_new
+            tl.store(s_ptr + b * K + k, gap / N, mask=k < K)
+            tl.store(lse_ptr + b * K + k, m + tl.log(tl.where(k < K, total, 1.0)), mask=k < K)
+        tl.debug_barrier()
+        # The softmax over the K averages (kept in s_ptr meanwhile).
+        g_max = tl.full((), float("-inf"), tl.float32)
+        for k0 in range(0, K, KS):
+            k = k0 + tl.arange(0, KS)
+            g = tl.load(s_ptr + b * K + k, mask=k < K, other=float("-inf"))
+            g_max = tl.maximum(g_max, tl.max(g, axis=0))
+        g_sum = tl.zeros((), tl.float32)
+        for k0 in range(0, K, KS):
+            k = k0 + tl.arange(0, KS)
+            g = tl.load(s_ptr + b * K + k, mask=k < K, other=float("-inf"))
+            g_sum += tl.sum(tl.exp(g - g_max), axis=0)
+        tl.debug_barrier()
+        for k0 in range(0, K, KS):
+            k = k0 + tl.arange(0, KS)
+            g = tl.load(s_ptr + b * K + k, mask=k < K, other=float("-inf"))
+            tl.store(s_ptr + b * K + k, tl.exp(g - g_max) / g_sum, mask=k < K)
+        tl.debug_barrier()
         if HAS_DIV:
-            # D = sum_n max_k s[k] p[k, n], p = exp(a - lse): the weighted pixel max.
-            D = tl.zeros([BNS], tl.float32)
-            for n0 in range(0, N, BNS):
-                n = n0 + tl.arange(0, BNS)
-                a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-                cand = tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), 0.0)
-                D += tl.max(cand, axis=0)
-            tl.store(div_ptr + b, 1.0 - tl.sum(D, axis=0))
-    else:
-        # Pooling of this split's channel tiles: v[k, c] = alpha sum_n s[k] sig[k, n] f[c, n].
-        n_ctiles = tl.cdiv(C, BC)
-        per_split = tl.cdiv(n_ctiles, tl.num_programs(1) - 1)
-        ct_begin = (j - 1) * per_split
-        for ct in range(ct_begin, tl.minimum(ct_begin + per_split, n_ctiles)):
-            c = ct * BC + tl.arange(0, BC)
-            acc = tl.zeros([KP, BC], tl.float32)
-            for n0 in range(0, N, BN):
-                n = n0 + tl.arange(0, BN)
-                a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-                w = tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
-                f = tl.load(
-                    f_b + c[:, None].to(tl.int64) * s_fc + n[None, :].to(tl.int64) * s_fn,
-                    mask=(c[:, None] < C) & (n[None, :] < N), other=0.0)
-                acc = _dot(w.to(f.dtype), tl.trans(f), acc, DOT_PRECISION, INTERPRETED)
-            tl.store(v_ptr + (b * K + k[:, None]) * C + c[None, :],
-                     (acc * alpha).to(v_ptr.dtype.element_ty),
-                     mask=(k[:, None] < K) & (c[None, :] < C))
+            D = tl.zeros((), tl.float32)
+            for n0 in range(0, N, BS):
+                n = n0 + tl.arange(0, BS)
+                best = tl.zeros([BS], tl.float32)
+                for k0 in range(0, K, KS):
+                    k = k0 + tl.arange(0, KS)
+                    a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
+                    s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
+                    lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
+                    cand = tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), 0.0)
+                    best = tl.maximum(best, tl.max(cand, axis=0))
+                D += tl.sum(best, axis=0)
+            tl.store(div_ptr + b, 1.0 - D)
+    w_b = w_ptr + b * KW * NW
+    for k0 in range(0, KW, KS):
+        k = k0 + tl.arange(0, KS)
+        s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
+        for n0 in range(0, NW, BS):
+            n = n0 + tl.arange(0, BS)
+            a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
+            w = tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
+            tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_ptr.dtype.element_ty),
+                     mask=(k[:, None] < KW) & (n[None, :] < NW))
 
 
 @triton.jit
-def _attention_pool_bwd_features_kernel(
-    f_ptr, a_ptr, gv_ptr, s_ptr, gf_ptr, gw_ptr,
-    C, K, N, alpha,
-    s_fb, s_fc, s_fn, s_ab, s_ak, s_an, s_gfb, s_gfc, s_gfn,
-    KP: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr, DOT_PRECISION: tl.constexpr,
-):
-    """The one pass over the features: gf[c, n] = alpha sum_k gv[k, c] w[k, n] for this
-    program's channels, and its share of gw[k, n] = alpha sum_c gv[k, c] f[c, n], written to
-    gw_ptr[b, split] (summed over the splits by the epilogue, in a fixed order)."""
-    b = tl.program_id(0).to(tl.int64)
-    split = tl.program_id(1)
-    n_splits = tl.num_programs(1)
+def _pool_kernel(f_ptr, w_ptr, v_ptr, part_ptr,
+                 C, K, N, KW, NW, alpha, s_fb, s_fc, s_fn,
+                 n_ctiles, n_splits, chunks_per_split,
+                 SPLIT: tl.constexpr, KG: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
+                 STAGES: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Grid (B x channel tiles x pixel splits, map groups): v[k, c] = alpha sum_n w[k, n]
+    f[c, n] over the split's pixel chunks, into v (SPLIT false) or the split's partial sums."""
+    pid = tl.program_id(0)
+    split = pid % n_splits
+    ct = pid // n_splits % n_ctiles
+    b = (pid // (n_splits * n_ctiles)).to(tl.int64)
+    k = tl.program_id(1) * KG + tl.arange(0, KG)
+    c = ct * BC + tl.arange(0, BC)
     f_b = f_ptr + b * s_fb
-    a_b = a_ptr + b * s_ab
-    gf_b = gf_ptr + b * s_gfb
-    k = tl.arange(0, KP)
-    s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
-    n_ctiles = tl.cdiv(C, BC)
-    per_split = tl.cdiv(n_ctiles, n_splits)
-    ct_begin = split * per_split
-    ct_end = tl.minimum(ct_begin + per_split, n_ctiles)
-    gw_split = gw_ptr + (b * n_splits + split) * K * N  # b is int64
-    for n0 in range(0, N, BN):
+    w_b = w_ptr + b * KW * NW
+    n_begin = split * chunks_per_split * BN
+    n_end = tl.minimum(n_begin + chunks_per_split * BN, N)
+    acc = tl.zeros([KG, BC], tl.float32)
+    for n0 in tl.range(n_begin, n_end, BN, num_stages=STAGES):
         n = n0 + tl.arange(0, BN)
-        a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-        w = tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
-        gw = tl.zeros([KP, BN], tl.float32)
-        for ct in range(ct_begin, ct_end):
-            c = ct * BC + tl.arange(0, BC)
-            fc_mask = (c[:, None] < C) & (n[None, :] < N)
-            f = tl.load(f_b + c[:, None].to(tl.int64) * s_fc + n[None, :].to(tl.int64) * s_fn,
-                        mask=fc_mask, other=0.0)
-            gv = tl.load(gv_ptr + (b * K + k[:, None]) * C + c[None, :],
-                         mask=(k[:, None] < K) & (c[None, :] < C), other=0.0)
-            gw = _dot(gv, f, gw, DOT_PRECISION, INTERPRETED)
-            gf = _dot(tl.trans(gv), w.to(gv.dtype), tl.zeros([BC, BN], tl.float32), DOT_PRECISION,
+        w = tl.load(w_b + k[:, None].to(tl.int64) * NW + n[None, :])  # padded: no mask
+        f = tl.load(f_b + c[:, None].to(tl.int64) * s_fc + n[None, :].to(tl.int64) * s_fn,
+                    mask=(c[:, None] < C) & (n[None, :] < N), other=0.0)
+        acc = _dot(w, tl.trans(f), acc, DOT_PRECISION, INTERPRETED)
+    if SPLIT:
+        rows = ((b * n_ctiles + ct) * n_splits + split) * KW + k
+        tl.store(part_ptr + rows[:, None] * BC + tl.arange(0, BC)[None, :], acc)
+    else:
+        tl.store(v_ptr + (b * K + k[:, None]) * C + c[None, :],
+                 (acc * alpha).to(v_ptr.dtype.element_ty),
+                 mask=(k[:, None] < K) & (c[None, :] < C))
+
+
+@triton.jit
+def _reduce_kernel(part_ptr, v_ptr, C, K, KW, alpha, n_ctiles, n_splits,
+                   KG: tl.constexpr, BC: tl.constexpr):
+    """Grid (B x channel tiles, map groups): v = alpha * the splits' partial sums, added in
+    split order."""
+    pid = tl.program_id(0)
+    ct = pid % n_ctiles
+    b = (pid // n_ctiles).to(tl.int64)
+    k = tl.program_id(1) * KG + tl.arange(0, KG)
+    c = ct * BC + tl.arange(0, BC)
+    acc = tl.zeros([KG, BC], tl.float32)
+    for split in range(0, n_splits):
+        rows = ((b * n_ctiles + ct) * n_splits + split) * KW + k
+        acc += tl.load(part_ptr + rows[:, None] * BC + tl.arange(0, BC)[None, :])
+    tl.store(v_ptr + (b * K + k[:, None]) * C + c[None, :],
+             (acc * alpha).to(v_ptr.dtype.element_ty),
+             mask=(k[:, None] < K) & (c[None, :] < C))
+
+
+@triton.jit
+def _features_kernel(f_ptr, w_ptr, gv_ptr, gf_ptr, gw_ptr,
+                     C, K, N, KW, NW, alpha,
+                     s_fb, s_fc, s_fn, s_gfb, s_gfc, s_gfn,
+                     n_chunks, n_splits, tiles_per_split, n_ctiles,
+                     WRITE_GF: tl.constexpr, KG: tl.constexpr, BC: tl.constexpr,
+                     BN: tl.constexpr, STAGES: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Grid (B x pixel chunks x channel splits, map groups): the one pass over the features for
+    one pixel chunk and the split's channel tiles: gf = alpha gv^T w (WRITE_GF: one map group)
+    and the split's share of gw = alpha gv f, into gw_ptr[b, split] (summed by "gather")."""
+    pid = tl.program_id(0)
+    split = pid % n_splits
+    chunk = pid // n_splits % n_chunks
+    b = (pid // (n_splits * n_chunks)).to(tl.int64)
+    k = tl.program_id(1) * KG + tl.arange(0, KG)
+    n = chunk * BN + tl.arange(0, BN)
+    f_b = f_ptr + b * s_fb
+    gf_b = gf_ptr + b * s_gfb
+    w = tl.load(w_ptr + (b * KW + k[:, None]) * NW + n[None, :])  # padded: no mask
+    gw = tl.zeros([KG, BN], tl.float32)
+    t_begin = split * tiles_per_split
+    t_end = tl.minimum(t_begin + tiles_per_split, n_ctiles)
+    for ct in tl.range(t_begin, t_end, num_stages=STAGES):
+        c = ct * BC + tl.arange(0, BC)
+        fc_mask = (c[:, None] < C) & (n[None, :] < N)
+        f = tl.load(f_b + c[:, None].to(tl.int64) * s_fc + n[None, :].to(tl.int64) * s_fn,
+                    mask=fc_mask, other=0.0)
+        gv = tl.load(gv_ptr + (b * K + k[:, None]) * C + c[None, :],
+                     mask=(k[:, None] < K) & (c[None, :] < C), other=0.0)
+        gw = _dot(gv, f, gw, DOT_PRECISION, INTERPRETED)
+        if WRITE_GF:
+            gf = _dot(tl.trans(gv), w, tl.zeros([BC, BN], tl.float32), DOT_PRECISION,
                       INTERPRETED)
             tl.store(gf_b + c[:, None].to(tl.int64) * s_gfc + n[None, :].to(tl.int64) * s_gfn,
                      (gf * alpha).to(gf_ptr.dtype.element_ty), mask=fc_mask)
-        tl.store(gw_split + k[:, None].to(tl.int64) * N + n[None, :], gw * alpha, mask=mask)
+    rows = (b * n_splits + split) * KW + k
+    tl.store(gw_ptr + rows[:, None] * NW + n[None, :], gw * alpha)
 
 
 @triton.jit
-def _winners(a, mask, s, lse, k, KP: tl.constexpr):
-    """p = exp(a - lse) and, per pixel, the lowest map k attaining max_k s[k] p[k, n] (the
-    forward's candidates, bit for bit, and torch.max's tie rule)."""
-    p = tl.where(mask, tl.exp(a - lse[:, None]), 0.0)
-    cand = tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), -1.0)
-    best = tl.max(cand, axis=0)
-    winner = tl.min(tl.where(cand == best[None, :], k[:, None], KP), axis=0)
-    return p, winner
+def _grad_features_kernel(w_ptr, gv_ptr, gf_ptr, C, K, N, KW, NW, alpha,
+                          s_gfb, s_gfc, s_gfn, n_chunks, n_ctiles,
+                          KG: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
+                          DOT_PRECISION: tl.constexpr):
+    """Grid (B x pixel chunks x channel tiles): gf = alpha sum over the map groups of
+    gv_g^T w_g, for calls with several map groups."""
+    pid = tl.program_id(0)
+    ct = pid % n_ctiles
+    chunk = pid // n_ctiles % n_chunks
+    b = (pid // (n_ctiles * n_chunks)).to(tl.int64)
+    n = chunk * BN + tl.arange(0, BN)
+    c = ct * BC + tl.arange(0, BC)
+    acc = tl.zeros([BC, BN], tl.float32)
+    for k0 in range(0, K, KG):
+        k = k0 + tl.arange(0, KG)
+        w = tl.load(w_ptr + (b * KW + k[:, None]) * NW + n[None, :])
+        gv = tl.load(gv_ptr + (b * K + k[:, None]) * C + c[None, :],
+                     mask=(k[:, None] < K) & (c[None, :] < C), other=0.0)
+        acc = _dot(tl.trans(gv), w, acc, DOT_PRECISION, INTERPRETED)
+    tl.store(gf_ptr + b * s_gfb + c[:, None].to(tl.int64) * s_gfc + n[None, :].to(tl.int64) * s_gfn,
+             (acc * alpha).to(gf_ptr.dtype.element_ty),
+             mask=(c[:, None] < C) & (n[None, :] < N))
 
 
 @triton.jit
-def _sum_splits(gw_b, k, n, mask, K, N, n_splits, KP: tl.constexpr, BNS: tl.constexpr):
-    """gw[k, n] of one sample: the channel splits' shares, summed in a fixed order."""
-    gw = tl.zeros([KP, BNS], tl.float32)
-    rows = k[:, None].to(tl.int64) * N + n[None, :]
-    for i in range(0, n_splits):
-        gw += tl.load(gw_b + (i * K).to(tl.int64) * N + rows, mask=mask, other=0.0)
-    return gw
+def _winners(a_b, s_ptr, lse_ptr, b, n, K, N, s_ak, s_an, KS: tl.constexpr, BP: tl.constexpr):
+    """Per pixel, the lowest map k attaining max_k s[k] p[k, n] (the forward's candidates, bit
+    for bit, and torch.max's tie rule), the maps scanned KS at a time in ascending order."""
+    best = tl.full([BP], -1.0, tl.float32)
+    winner = tl.zeros([BP], tl.int32)
+    for k0 in range(0, K, KS):
+        k = k0 + tl.arange(0, KS)
+        a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
+        s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
+        lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
+        cand = tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), -1.0)
+        tile_best = tl.max(cand, axis=0)
+        tile_winner = tl.min(tl.where(cand == tile_best[None, :], k[:, None], 2147483647), axis=0)
+        replace = tile_best > best  # strictly: an earlier map keeps a tie
+        best = tl.where(replace, tile_best, best)
+        winner = tl.where(replace, tile_winner, winner)
+    return winner
 
 
 @triton.jit
-def _attention_pool_bwd_logits_kernel(
-    a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, ga_ptr,
-    K, N, n_splits,
-    s_ab, s_ak, s_an, s_gab, s_gak, s_gan,
-    HAS_GD: tl.constexpr, KP: tl.constexpr, BNS: tl.constexpr,
-):
-    """The [K, N] epilogue, one program per sample (the spec's backward):
+def _gather_kernel(a_ptr, s_ptr, lse_ptr, gw_ptr, sums_ptr,
+                   K, N, KW, NW, n_splits, n_ptiles, s_ab, s_ak, s_an,
+                   HAS_GD: tl.constexpr, KS: tl.constexpr, BP: tl.constexpr):
+    """Grid (B x pixel tiles): gw summed over the channel splits in split order (into split 0's
+    slot), and per map this tile's sum_n gw sig and the probability mass of the pixels the map
+    wins (sums[b, tile, 0 / 1, k])."""
+    pid = tl.program_id(0)
+    tile = pid % n_ptiles
+    b = (pid // n_ptiles).to(tl.int64)
+    a_b = a_ptr + b * s_ab
+    n = tile * BP + tl.arange(0, BP)
+    if HAS_GD:
+        winner = _winners(a_b, s_ptr, lse_ptr, b, n, K, N, s_ak, s_an, KS, BP)
+    sums_b = sums_ptr + (b * n_ptiles + tile) * 2 * KW
+    for k0 in range(0, K, KS):
+        k = k0 + tl.arange(0, KS)
+        a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
+        rows = k[:, None].to(tl.int64) * NW + n[None, :]
+        gw = tl.zeros([KS, BP], tl.float32)
+        for i in range(0, n_splits):
+            gw += tl.load(gw_ptr + (b * n_splits + i) * KW * NW + rows, mask=mask, other=0.0)
+        tl.store(gw_ptr + b * n_splits * KW * NW + rows, gw, mask=mask)
+        tl.store(sums_b + k, tl.sum(tl.where(mask, gw * _sigmoid(a), 0.0), axis=1), mask=k < K)
+        won = tl.zeros([KS], tl.float32)
+        if HAS_GD:
+            lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
+            p = tl.where(mask, tl.exp(a - lse[:, None]), 0.0)
+            won = tl.sum(tl.where(k[:, None] == winner[None, :], p, 0.0), axis=1)
+        tl.store(sums_b + KW + k, won, mask=k < K)
+
+
+@triton.jit
+def _gs_total(sums_b, gs_ptr, b, k, K, KW, n_ptiles, gd):
+    """gs_tot = gs + sum_n gw sig - gd sum_{n won by k} p over all pixel tiles (in tile order),
+    and the won mass."""
+    gw_sig = tl.zeros(k.shape, tl.float32)
+    won = tl.zeros(k.shape, tl.float32)
+    for t in range(0, n_ptiles):
+        gw_sig += tl.load(sums_b + t * 2 * KW + k, mask=k < K, other=0.0)
+        won += tl.load(sums_b + t * 2 * KW + KW + k, mask=k < K, other=0.0)
+    gs = tl.load(gs_ptr + b * K + k, mask=k < K, other=0.0)
+    return gs + gw_sig - gd * won, won
+
+
+@triton.jit
+def _logits_kernel(a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, sums_ptr, ga_ptr,
+                   K, N, KW, NW, n_splits, n_ptiles,
+                   s_ab, s_ak, s_an, s_gab, s_gak, s_gan,
+                   HAS_GD: tl.constexpr, KS: tl.constexpr, BP: tl.constexpr):
+    """Grid (B x pixel tiles), the spec's epilogue:
     gs_tot = gs + sum_n gw sig - gd sum_{n won by k} p;  gg = s (gs_tot - sum_j s_j gs_tot_j)
     ga = (s gw + gg / N) sig (1 - sig) + p (gp - sum_m p gp),  gp = -gd s where k wins."""
-    b = tl.program_id(0).to(tl.int64)
+    pid = tl.program_id(0)
+    tile = pid % n_ptiles
+    b = (pid // n_ptiles).to(tl.int64)
     a_b = a_ptr + b * s_ab
     ga_b = ga_ptr + b * s_gab
-    k = tl.arange(0, KP)
-    s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
-    lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
-    gs = tl.load(gs_ptr + b * K + k, mask=k < K, other=0.0)
-    gd = 0.0
+    sums_b = sums_ptr + b * n_ptiles * 2 * KW
+    gd = tl.zeros((), tl.float32)
     if HAS_GD:
         gd = tl.load(gd_ptr + b)
-    gw_b = gw_ptr + b * n_splits * K * N
-
-    gw_dot_sig = tl.zeros([KP], tl.float32)
-    won = tl.zeros([KP], tl.float32)  # sum of p[k, n] over the pixels map k wins
-    for n0 in range(0, N, BNS):
-        n = n0 + tl.arange(0, BNS)
+    weighted = tl.zeros((), tl.float32)
+    for k0 in range(0, K, KS):
+        k = k0 + tl.arange(0, KS)
+        gs_tot, won = _gs_total(sums_b, gs_ptr, b, k, K, KW, n_ptiles, gd)
+        s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
+        weighted += tl.sum(s * gs_tot, axis=0)
+    n = tile * BP + tl.arange(0, BP)
+    if HAS_GD:
+        winner = _winners(a_b, s_ptr, lse_ptr, b, n, K, N, s_ak, s_an, KS, BP)
+    for k0 in range(0, K, KS):
+        k = k0 + tl.arange(0, KS)
+        gs_tot, won = _gs_total(sums_b, gs_ptr, b, k, K, KW, n_ptiles, gd)
+        s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
+        gg = s * (gs_tot - weighted)
         a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-        gw = _sum_splits(gw_b, k, n, mask, K, N, n_splits, KP, BNS)
-        gw_dot_sig += tl.sum(tl.where(mask, gw * _sigmoid(a), 0.0), axis=1)
-        if HAS_GD:
-            p, winner = _winners(a, mask, s, lse, k, KP)
-            won += tl.sum(tl.where(k[:, None] == winner[None, :], p, 0.0), axis=1)
-    gs_tot = gs + gw_dot_sig - gd * won
-    gg = s * (gs_tot - tl.sum(s * gs_tot, axis=0))
-    p_dot_gp = -gd * s * won
-
-    for n0 in range(0, N, BNS):
-        n = n0 + tl.arange(0, BNS)
-        a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-        gw = _sum_splits(gw_b, k, n, mask, K, N, n_splits, KP, BNS)
+        gw = tl.load(gw_ptr + b * n_splits * KW * NW + k[:, None].to(tl.int64) * NW + n[None, :],
+                     mask=mask, other=0.0)
         sig = _sigmoid(a)
         ga = (s[:, None] * gw + gg[:, None] / N) * sig * (1.0 - sig)
         if HAS_GD:
-            p, winner = _winners(a, mask, s, lse, k, KP)
+            lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
+            p = tl.where(mask, tl.exp(a - lse[:, None]), 0.0)
             gp = tl.where(k[:, None] == winner[None, :], -gd * s[:, None], 0.0)
-            ga += p * (gp - p_dot_gp[:, None])
+            ga += p * (gp - (-gd * s * won)[:, None])
         tl.store(ga_b + k[:, None].to(tl.int64) * s_gak + n[None, :].to(tl.int64) * s_gan,
                  ga.to(ga_ptr.dtype.element_ty), mask=mask)
 
 
-# --------------------------------------------------------------------------------- launchers
+# ------------------------------------------------------------------------------ launch plans
 
 
-def launch_config(B: int, C: int, K: int, N: int, dtype: torch.dtype, device) -> dict:
-    """Tile sizes, warps and the channel split, by a fixed heuristic (no autotuning: no
-    recompilation per batch size, nothing to tune under torch.compile). The tiles were chosen
-    from the compiler's resource report for sm_90 (tests/triton_compile.py): no register spills
-    in any kernel for K up to 64, ~105-130 registers per thread in the feature passes.
-    - KP: K padded to a power of two >= 16 (tl.dot's minimum);
-    - BC x BN: 32 channels x 64 pixels per feature tile (32 x 32 for float32, whose ieee dot
-      runs on FMA units), fewer pixels for tiny maps;
-    - BNS: pixels per logits tile in the statistics passes, 2048 / KP (a 20x20 map is 4 tiles);
-    - splits: channel tiles are spread over programs until there are ~2 programs per SM
-      (B = 1..64 need it; at B >= 2 x SMs each program takes all of its sample's channels),
-      with no empty split."""
-    KP = max(16, triton.next_power_of_2(K))
-    BN = max(16, min(32 if dtype == torch.float32 else 64, triton.next_power_of_2(N)))
-    BNS = max(16, min(triton.next_power_of_2(N), 2048 // KP))
-    BC = max(16, min(32, triton.next_power_of_2(max(C, 1))))
-    programs_wanted = 2 * _triton.sm_count(device.index or 0) if device.type == "cuda" else 4
-    n_ctiles = max(1, triton.cdiv(C, BC))
-    splits = max(1, min(n_ctiles, triton.cdiv(programs_wanted, max(B, 1))))
-    splits = triton.cdiv(n_ctiles, triton.cdiv(n_ctiles, splits))
-    return dict(KP=KP, BN=BN, BNS=BNS, BC=BC, splits=splits, num_warps=8)
+def tiles(C: int, K: int, N: int, dtype: torch.dtype) -> dict:
+    """Tile sizes by a fixed rule (no autotuning: no recompilation per batch size, nothing to
+    tune under torch.compile). KG: maps per group (tl.dot's k or m, >= 16, at most 64); BC x BN:
+    the feature tile (32 x 32 for float32, whose exact dot runs on FMA units); KS x BS: the
+    logits tiles of the per-sample passes; BP: pixels per epilogue program."""
+    KG = min(MAX_GROUP_MAPS, max(16, triton.next_power_of_2(K)))
+    wide = dtype != torch.float32
+    BN = 64 if wide else 32
+    BC = 64 if wide else 32
+    KS = min(32, max(2, triton.next_power_of_2(K)))
+    BS = max(16, min(triton.next_power_of_2(N), 4096 // KS))
+    return dict(KG=KG, BC=BC, BN=BN, KS=KS, BS=BS, BP=max(16, min(256, triton.next_power_of_2(N))))
+
+
+# A config forced by `python -m fusedattn tune` while it times candidates (ops/.../tuning.py).
+_forced: Optional[dict] = None
+
+
+def shape_class(B: int, C: int, K: int, N: int) -> str:
+    """The tuning cache's class of a call: sizes bucketed by powers of 4."""
+    def bucket(x):
+        b = 1
+        while b < x:
+            b *= 4
+        return b
+    return f"B{bucket(B)}-C{bucket(C)}-K{bucket(K)}-N{bucket(N)}"
+
+
+def launch_config(B: int, C: int, K: int, N: int, dtype: torch.dtype, device,
+                  programs: Optional[int] = None) -> dict:
+    """tiles() and the warps and pipeline stages, with what `python -m fusedattn tune` found
+    best on this GPU for this class of shapes (or the config being timed) in their place.
+    Where the feature tiles give fewer than half of `programs` (one per SM: a small batch),
+    the pixel tile is narrowed until they do (down to 16 pixels), with half the warps each time
+    so that every thread still moves 16-byte vectors of the smaller tiles. (num_warps is the
+    streaming kernels'; the small per-sample kernels always run NUM_WARPS.)"""
+    config = dict(tiles(C, K, N, dtype), num_warps=NUM_WARPS, stages=NUM_STAGES)
+    programs = programs or _programs_wanted(device)
+    tile_count = lambda bn: (B * triton.cdiv(C, config["BC"]) * triton.cdiv(N, bn)
+                             * triton.cdiv(K, config["KG"]))
+    while config["BN"] > 16 and tile_count(config["BN"]) < programs // 2:
+        config["BN"] //= 2
+        config["num_warps"] = max(1, config["num_warps"] // 2)
+    tuned = _forced if _forced is not None else tuning.lookup(
+        "attention_pool", "triton", device, dtype, shape_class(B, C, K, N))
+    if tuned:
+        config.update(tuned)
+    return config
+
+
+def _programs_wanted(device) -> int:
+    """Programs a call should have to fill the GPU: two per SM."""
+    return 2 * _triton.sm_count(device.index or 0) if device.type == "cuda" else 4
+
+
+def _split(units: int, pieces: int, wanted: int) -> Tuple[int, int]:
+    """(splits, pieces per split): `pieces` split so that units x splits reaches `wanted`,
+    none empty."""
+    pieces = max(pieces, 1)
+    splits = max(1, min(pieces, triton.cdiv(wanted, max(units, 1))))
+    per = triton.cdiv(pieces, splits)
+    return triton.cdiv(pieces, per), per
 
 
 def _dot_precision(dtype: torch.dtype) -> str:
@@ -277,25 +438,138 @@ def _dot_precision(dtype: torch.dtype) -> str:
     return "ieee" if dtype == torch.float32 else "tf32"
 
 
+def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
+                     pool: str, compute_diversity: bool, programs: Optional[int] = None) -> list:
+    """The forward's launches (fusedattn._triton.Launch), with their scratch allocated.
+    programs: how many programs fill the GPU (default: from the features' device)."""
+    B, C, N = features.shape
+    K = logits.shape[1]
+    programs = programs or _programs_wanted(features.device)
+    t = launch_config(B, C, K, N, features.dtype, features.device, programs)
+    KG, BC, BN, warps, stages = t["KG"], t["BC"], t["BN"], t["num_warps"], t["stages"]
+    groups = triton.cdiv(K, KG)
+    KW, n_chunks = groups * KG, triton.cdiv(N, BN)
+    NW, n_ctiles = n_chunks * BN, triton.cdiv(C, BC)
+    e = features.element_size()
+    splits, per_split = _split(B * n_ctiles * groups, n_chunks, programs)
+    w = features.new_empty((B, KW, NW))
+    part = features.new_empty((B * n_ctiles * splits * KW * BC if splits > 1 else 0,),
+                              dtype=torch.float32)
+    alpha = 1.0 / N if pool == "mean" else 1.0
+    F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * KW * NW * e
+    # The per-sample kernels' loop iterations, each waiting for its loads (three passes).
+    stats_steps = triton.cdiv(K, t["KS"]) * triton.cdiv(N, t["BS"]) * 3
+    launches = [
+        _triton.Launch("stats", _maps_kernel, (B,), (
+            logits, importance, logsumexp, diversity if compute_diversity else importance, w,
+            K, N, KW, NW, *logits.stride()),
+            dict(STATS=True, HAS_DIV=compute_diversity, KS=t["KS"], BS=t["BS"],
+                 num_warps=NUM_WARPS),
+            bytes=A + W + B * (2 * K + 1) * 4, in_flight_bytes=t["KS"] * t["BS"] * e,
+            steps=stats_steps, rounds=stats_steps),
+        _triton.Launch("pool", _pool_kernel, (B * n_ctiles * splits if C else 0, groups), (
+            features, w, pooled, part, C, K, N, KW, NW, alpha, *features.stride(),
+            n_ctiles, splits, per_split),
+            dict(SPLIT=splits > 1, KG=KG, BC=BC, BN=BN, STAGES=stages,
+                 DOT_PRECISION=_dot_precision(features.dtype), num_warps=warps),
+            bytes=F + W + (part.numel() * 4 if splits > 1 else V),
+            in_flight_bytes=(stages - 1) * (KG + BC) * BN * e, steps=per_split,
+            streams_features=True, variant=f"maps{KG}"),
+    ]
+    if splits > 1 and C:
+        launches.append(_triton.Launch("reduce", _reduce_kernel, (B * n_ctiles, groups), (
+            part, pooled, C, K, KW, alpha, n_ctiles, splits),
+            dict(KG=KG, BC=BC, num_warps=NUM_WARPS),
+            bytes=part.numel() * 4 + V, in_flight_bytes=KG * BC * 4, steps=splits,
+            rounds=splits))
+    return launches
+
+
+def backward_launches(grad_pooled, grad_importance, grad_diversity, features, logits,
+                      importance, logsumexp, grad_features, grad_logits, pool: str,
+                      programs: Optional[int] = None) -> list:
+    """The backward's launches (fusedattn._triton.Launch), with their scratch allocated.
+    grad_pooled: (B, K, C) contiguous in the features' dtype."""
+    B, C, N = features.shape
+    K = logits.shape[1]
+    programs = programs or _programs_wanted(features.device)
+    t = launch_config(B, C, K, N, features.dtype, features.device, programs)
+    KG, BC, BN, KS, BP = t["KG"], t["BC"], t["BN"], t["KS"], t["BP"]
+    warps, stages = t["num_warps"], t["stages"]
+    groups = triton.cdiv(K, KG)
+    KW, n_chunks = groups * KG, triton.cdiv(N, BN)
+    NW, n_ctiles = n_chunks * BN, triton.cdiv(C, BC)
+    n_ptiles = triton.cdiv(N, BP)
+    e = features.element_size()
+    splits, per_split = _split(B * n_chunks * groups, n_ctiles, programs)
+    w = features.new_empty((B, KW, NW))
+    gw = features.new_empty((B, splits, KW, NW), dtype=torch.float32)
+    sums = features.new_empty((B, n_ptiles, 2, KW), dtype=torch.float32)
+    alpha = 1.0 / N if pool == "mean" else 1.0
+    has_gd = grad_diversity is not None
+    precision = _dot_precision(features.dtype)
+    F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * KW * NW * e
+    GW, S = gw.numel() * 4, sums.numel() * 4
+    # The small kernels' loop iterations, each waiting for its loads.
+    maps_steps = triton.cdiv(KW, KS) * triton.cdiv(NW, t["BS"])
+    gather_steps, logits_steps = triton.cdiv(K, KS) * (splits + 2), triton.cdiv(K, KS) * 3
+    launches = [
+        _triton.Launch("maps", _maps_kernel, (B,), (
+            logits, importance, logsumexp, importance, w, K, N, KW, NW, *logits.stride()),
+            dict(STATS=False, HAS_DIV=False, KS=KS, BS=t["BS"], num_warps=NUM_WARPS),
+            bytes=A + W, in_flight_bytes=KS * t["BS"] * e,
+            steps=maps_steps, rounds=maps_steps),
+        # (with no channels it still runs: its gw is zero)
+        _triton.Launch("features", _features_kernel, (B * n_chunks * splits, groups), (
+            features, w, grad_pooled, grad_features, gw, C, K, N, KW, NW, alpha,
+            *features.stride(), *grad_features.stride(), n_chunks, splits, per_split, n_ctiles),
+            dict(WRITE_GF=groups == 1, KG=KG, BC=BC, BN=BN, STAGES=stages,
+                 DOT_PRECISION=precision, num_warps=warps),
+            bytes=F + W + V + GW + (F if groups == 1 else 0),
+            in_flight_bytes=(stages - 1) * (KG + BN) * BC * e, steps=per_split,
+            streams_features=True, variant=f"maps{KG}"),
+    ]
+    if groups > 1 and C:
+        launches.append(_triton.Launch("grad_features", _grad_features_kernel,
+                                       (B * n_chunks * n_ctiles,), (
+            w, grad_pooled, grad_features, C, K, N, KW, NW, alpha, *grad_features.stride(),
+            n_chunks, n_ctiles),
+            dict(KG=KG, BC=BC, BN=BN, DOT_PRECISION=precision, num_warps=warps),
+            bytes=W + V + F, in_flight_bytes=(KG * BN + KG * BC) * e, steps=groups,
+            streams_features=True, variant=f"maps{KG}"))
+    gd = grad_diversity.contiguous() if has_gd else importance
+    launches += [
+        _triton.Launch("gather", _gather_kernel, (B * n_ptiles,), (
+            logits, importance, logsumexp, gw, sums, K, N, KW, NW, splits, n_ptiles,
+            *logits.stride()),
+            dict(HAS_GD=has_gd, KS=KS, BP=BP, num_warps=NUM_WARPS),
+            bytes=A + GW + B * K * N * 4 + S, in_flight_bytes=KS * BP * 4,
+            steps=gather_steps, rounds=gather_steps),
+        _triton.Launch("logits", _logits_kernel, (B * n_ptiles,), (
+            logits, importance, logsumexp, grad_importance.contiguous(), gd, gw, sums,
+            grad_logits, K, N, KW, NW, splits, n_ptiles, *logits.stride(),
+            *grad_logits.stride()),
+            dict(HAS_GD=has_gd, KS=KS, BP=BP, num_warps=NUM_WARPS),
+            bytes=2 * A + B * K * N * 4 + S, in_flight_bytes=KS * BP * e,
+            steps=logits_steps, rounds=logits_steps),
+    ]
+    return launches
+
+
+# ---------------------------------------------------------------------------- the custom ops
+
+
 @torch.library.custom_op("fusedattn::triton_attention_pool_fwd", mutates_args=())
 def attention_pool_fwd(features: torch.Tensor, logits: torch.Tensor, pool: str,
                        compute_diversity: bool
                        ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    B, C, N = features.shape
-    K = logits.shape[1]
     pooled, importance, diversity, logsumexp = autograd.forward_fake(
         features, logits, pool, compute_diversity)  # allocation only: the same outputs
-    if B == 0:
+    if features.shape[0] == 0:
         return pooled, importance, diversity, logsumexp
-    cfg = launch_config(B, C, K, N, features.dtype, features.device)
     with _triton.on_device(features):
-        _attention_pool_fwd_kernel[(B, 1 + cfg["splits"])](
-            features, logits, pooled, importance, logsumexp,
-            diversity if compute_diversity else importance,
-            C, K, N, 1.0 / N if pool == "mean" else 1.0,
-            *features.stride(), *logits.stride(),
-            HAS_DIV=compute_diversity, KP=cfg["KP"], BC=cfg["BC"], BN=cfg["BN"], BNS=cfg["BNS"],
-            DOT_PRECISION=_dot_precision(features.dtype), num_warps=cfg["num_warps"])
+        _triton.run(forward_launches(features, logits, pooled, importance, logsumexp, diversity,
+                                     pool, compute_diversity))
     return pooled, importance, diversity, logsumexp
 
 
@@ -304,31 +578,16 @@ def attention_pool_bwd(grad_pooled: torch.Tensor, grad_importance: torch.Tensor,
                        grad_diversity: Optional[torch.Tensor], features: torch.Tensor,
                        logits: torch.Tensor, importance: torch.Tensor, logsumexp: torch.Tensor,
                        pool: str) -> Tuple[torch.Tensor, torch.Tensor]:
-    B, C, N = features.shape
-    K = logits.shape[1]
     grad_features, grad_logits = autograd.backward_fake(
         grad_pooled, grad_importance, grad_diversity, features, logits, importance, logsumexp,
         pool)
-    if B == 0:
+    if features.shape[0] == 0:
         return grad_features, grad_logits
-    cfg = launch_config(B, C, K, N, features.dtype, features.device)
     grad_pooled = grad_pooled.to(features.dtype).contiguous()  # tl.dot wants equal dtypes
-    has_gd = grad_diversity is not None
-    # The only [B, *, K, N] intermediate: each channel split's share of gw, in float32.
-    gw_splits = features.new_empty((B, cfg["splits"], K, N), dtype=torch.float32)
     with _triton.on_device(features):
-        _attention_pool_bwd_features_kernel[(B, cfg["splits"])](
-            features, logits, grad_pooled, importance, grad_features, gw_splits,
-            C, K, N, 1.0 / N if pool == "mean" else 1.0,
-            *features.stride(), *logits.stride(), *grad_features.stride(),
-            KP=cfg["KP"], BC=cfg["BC"], BN=cfg["BN"],
-            DOT_PRECISION=_dot_precision(features.dtype), num_warps=cfg["num_warps"])
-        _attention_pool_bwd_logits_kernel[(B,)](
-            logits, importance, logsumexp, grad_importance.contiguous(),
-            grad_diversity.contiguous() if has_gd else importance, gw_splits, grad_logits,
-            K, N, cfg["splits"],
-            *logits.stride(), *grad_logits.stride(),
-            HAS_GD=has_gd, KP=cfg["KP"], BNS=cfg["BNS"], num_warps=cfg["num_warps"])
+        _triton.run(backward_launches(grad_pooled, grad_importance, grad_diversity, features,
+                                      logits, importance, logsumexp, grad_features, grad_logits,
+                                      pool))
     return grad_features, grad_logits
 
 
