@@ -6,6 +6,8 @@ floor.
     python -m fusedattn env              # versions, build contents, backends and why not
     python -m fusedattn check            # every available backend of every op
     python -m fusedattn bench --op attention_pool --shapes spec --dtype bfloat16 --json r.json
+    python -m fusedattn sass-report --json report.json   # static: sm_90 SASS + bandwidth model
+    python -m fusedattn tune             # on a GPU: time launch configs, cache the winners
 """
 
 from __future__ import annotations
@@ -147,6 +149,31 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from . import tuning
+    if not torch.cuda.is_available():
+        print("tune: no CUDA GPU here. The tuner times kernels on the GPU it runs on; "
+              "nothing was tuned.", file=sys.stderr)
+        return 2
+    tuning.tune(args.ops.split(",") if args.ops else None, args.shape_set,
+                [DTYPES[d] for d in args.dtypes.split(",")])
+    return 0
+
+
+def cmd_sass_report(args) -> int:
+    from .sass_report import report
+    from pathlib import Path
+    result = report.run(jobs=args.jobs, with_triton=not args.no_triton,
+                        library=Path(args.library) if args.library else None,
+                        dtypes=tuple(args.dtypes.split(",")))
+    print(report.format_tables(result))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+        print(f"wrote {args.json}")
+    return 1 if args.check and result["violations"] else 0
+
+
 def plot(results, copy_bps, path, title) -> None:
     """Time per implementation per shape (forward+backward, or the first mode), and achieved
     bandwidth against the measured copy ceiling."""
@@ -218,8 +245,29 @@ def main(argv=None) -> int:
                        help="seconds per measurement")
         p.add_argument("--json", default=default(None), help="write the results as JSON here")
         p.add_argument("--plot", default=default(None), help="write a PNG plot here")
+    report = sub.add_parser("sass-report", help="static performance report of every kernel "
+                            "(sm_90 SASS and a bandwidth model; no GPU needed)")
+    report.add_argument("--json", default=None, help="write the report as JSON here")
+    report.add_argument("--check", action="store_true",
+                        help="exit non-zero on a violated structural or modelled target")
+    report.add_argument("--no-triton", action="store_true", help="CUDA kernels only")
+    report.add_argument("--jobs", type=int, default=2, help="nvcc threads")
+    report.add_argument("--library", default=None,
+                        help="read the CUDA kernels' sm_90 code from this built library "
+                             "(e.g. fusedattn/_C.abi3.so) instead of compiling csrc/")
+    report.add_argument("--dtypes", default="bfloat16,float16,float32",
+                        help="comma-separated dtypes to model")
+    tune = sub.add_parser("tune", help="time candidate launch configs on this GPU and cache the "
+                          "winners (needs a CUDA GPU)")
+    tune.add_argument("--ops", default=None, help="comma-separated ops (default: all)")
+    tune.add_argument("--shape-set", default="spec", help="the ops' shape set to tune on")
+    tune.add_argument("--dtypes", default="bfloat16", help="comma-separated dtypes")
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.command == "sass-report":
+        return cmd_sass_report(args)
+    if args.command == "tune":
+        return cmd_tune(args)
     args.device = torch.device(args.device) if args.device else default_device()
     if getattr(args, "dtype", None) is None:
         args.dtype = "bfloat16" if args.device.type == "cuda" else "float32"

@@ -1,0 +1,240 @@
+"""Machine code without a GPU: compile CUDA sources for sm_90 with nvcc, read every kernel's
+resources and SASS with cuobjdump (the toolkit's, else the one Triton ships), and find what the
+report needs in it: loops, the widths of global memory accesses inside them, tensor-core
+instructions, local-memory traffic."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+# The flags of setup.py's nvcc command that change the code nvcc generates (setup.py adds
+# include paths, -fPIC and -lineinfo, which do not).
+NVCC_CODEGEN_FLAGS = ["-O3", "-std=c++20", "--expt-relaxed-constexpr",
+                      "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
+                      "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__"]
+
+GLOBAL_MEMORY = re.compile(r"^(LDG|STG|LDGSTS|RED|ATOM|ATOMG|UTMALDG|UTMASTG|UBLKCP)\b")
+TENSOR_CORE = re.compile(r"^(HMMA|HGMMA|IMMA|QGMMA|BMMA)\b")
+BRANCH = re.compile(r"^(BRA|BRX)\b")
+
+
+class ToolMissing(RuntimeError):
+    pass
+
+
+def cuda_home() -> Path:
+    return Path(os.environ.get("CUDA_HOME") or "/usr/local/cuda")
+
+
+@functools.lru_cache(maxsize=None)
+def nvcc() -> Path:
+    path = cuda_home() / "bin" / "nvcc"
+    if not path.exists():
+        raise ToolMissing(f"nvcc not found at {path} (set CUDA_HOME)")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def cuobjdump() -> Path:
+    """The toolkit's cuobjdump, else the one in Triton's package (the dev machine's toolkit has
+    none)."""
+    own = cuda_home() / "bin" / "cuobjdump"
+    if own.exists():
+        return own
+    try:
+        import triton
+    except ImportError as exc:
+        raise ToolMissing(f"no cuobjdump in {own.parent} and no triton ({exc})") from exc
+    shipped = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    if not shipped.exists():
+        raise ToolMissing(f"no cuobjdump in {own.parent} or {shipped.parent}")
+    return shipped
+
+
+@dataclass
+class Instruction:
+    address: int
+    predicate: str
+    opcode: str      # with its modifiers, e.g. "LDGSTS.E.BYPASS.LTC128B.128"
+    operands: str
+
+    @property
+    def base(self) -> str:
+        return self.opcode.split(".")[0]
+
+    def access_bits(self) -> int:
+        """The width of a memory access in bits, from its modifiers (32 when none is given)."""
+        mods = self.opcode.split(".")[1:]
+        for m in mods:
+            if m in ("128", "64", "32"):
+                return int(m)
+            if m in ("U16", "S16"):
+                return 16
+            if m in ("U8", "S8"):
+                return 8
+        return 32
+
+    def branch_target(self) -> Optional[int]:
+        if not BRANCH.match(self.opcode):
+            return None
+        m = re.match(r"\s*(0x[0-9a-f]+)", self.operands)
+        return int(m.group(1), 16) if m else None
+
+
+@dataclass
+class Loop:
+    begin: int       # the address the backward branch jumps to
+    end: int         # the backward branch's address
+    instructions: int
+    global_access_bits: list = field(default_factory=list)   # one entry per instruction
+
+
+@dataclass
+class Kernel:
+    mangled: str
+    name: str = ""          # demangled
+    registers: int = 0
+    stack_bytes: int = 0
+    local_bytes: int = 0
+    shared_static_bytes: int = 0
+    instructions: list = field(default_factory=list)
+
+    @property
+    def spill_bytes(self) -> int:
+        """Bytes of local memory: ptxas' stack frame (spills, or arrays indexed at run time)."""
+        return self.stack_bytes + self.local_bytes
+
+    def local_memory_instructions(self) -> int:
+        return sum(1 for i in self.instructions if i.base in ("STL", "LDL"))
+
+    def tensor_core_instructions(self) -> int:
+        return sum(1 for i in self.instructions if TENSOR_CORE.match(i.opcode))
+
+    def loops(self) -> list[Loop]:
+        """Backward branches and the code they repeat. A backward branch over an EXIT is not a
+        loop: it is the return of an out-of-line block (a slow path ptxas put after the main
+        code) into it."""
+        loops = []
+        for i in self.instructions:
+            target = i.branch_target()
+            if target is None or target > i.address:
+                continue
+            body = [j for j in self.instructions if target <= j.address <= i.address]
+            if any(j.base == "EXIT" for j in body):
+                continue
+            loops.append(Loop(target, i.address, len(body),
+                              [j.access_bits() for j in body if GLOBAL_MEMORY.match(j.opcode)]))
+        return loops
+
+    def hot_loop(self) -> Optional[Loop]:
+        """The loop with the most global memory instructions (the largest of equals, so that
+        a main loop wins over a prologue's copy loop): a streaming kernel's main loop."""
+        loops = [lp for lp in self.loops() if lp.global_access_bits]
+        if not loops:
+            return None
+        return max(loops, key=lambda lp: (len(lp.global_access_bits), lp.instructions))
+
+    def loop_global_access_bits(self) -> list[int]:
+        """Every distinct width of the global accesses inside any loop."""
+        return sorted({b for lp in self.loops() for b in lp.global_access_bits})
+
+
+_INSTRUCTION = re.compile(
+    r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
+
+
+def parse_sass(text: str) -> dict[str, list[Instruction]]:
+    """cuobjdump -sass output: mangled kernel name -> its instructions."""
+    kernels: dict[str, list[Instruction]] = {}
+    current = None
+    for line in text.splitlines():
+        m = re.match(r"\s*Function : (\S+)", line)
+        if m:
+            current = kernels.setdefault(m.group(1), [])
+            continue
+        if current is None:
+            continue
+        m = _INSTRUCTION.search(line)
+        if m:
+            current.append(Instruction(int(m.group(1), 16), (m.group(2) or "").strip(),
+                                       m.group(3), m.group(4).strip()))
+    return kernels
+
+
+def parse_resources(text: str) -> dict[str, dict]:
+    """cuobjdump -res-usage output: mangled kernel name -> REG, STACK, SHARED, LOCAL."""
+    out, current = {}, None
+    for line in text.splitlines():
+        m = re.match(r"\s*Function (\S+):", line)
+        if m:
+            current = m.group(1)
+            continue
+        if current and "REG:" in line:
+            fields = dict(re.findall(r"(\w+):(\d+)", line))
+            out[current] = {k: int(v) for k, v in fields.items()}
+            current = None
+    return out
+
+
+def demangle(names: list[str]) -> dict[str, str]:
+    tool = shutil.which("c++filt")
+    if tool is None or not names:
+        return {n: n for n in names}
+    proc = subprocess.run([tool], input="\n".join(names), capture_output=True, text=True,
+                          check=True)
+    return dict(zip(names, proc.stdout.splitlines()))
+
+
+def read_cubin(cubin: Path, arch: Optional[str] = None) -> list[Kernel]:
+    """The kernels of a cubin, or of a library's device code for `arch` (e.g. the built
+    fusedattn/_C*.so)."""
+    tool = [str(cuobjdump()), *(["-arch", arch] if arch else [])]
+    sass = subprocess.run([*tool, "-sass", str(cubin)], capture_output=True, text=True, check=True)
+    res = subprocess.run([*tool, "-res-usage", str(cubin)], capture_output=True, text=True,
+                         check=True)
+    code = parse_sass(sass.stdout)
+    resources = parse_resources(res.stdout)
+    names = demangle(sorted(code))
+    kernels = []
+    for mangled, instructions in sorted(code.items()):
+        r = resources.get(mangled, {})
+        kernels.append(Kernel(mangled, names[mangled], r.get("REG", 0), r.get("STACK", 0),
+                              r.get("LOCAL", 0), r.get("SHARED", 0), instructions))
+    return kernels
+
+
+def compile_cuda(source: Path, include: Path, cache: Path, arch: str = "sm_90",
+                 jobs: int = 1) -> Path:
+    """`source` compiled to a cubin for `arch`, cached by the hash of its preprocessed text."""
+    common = [str(nvcc()), *NVCC_CODEGEN_FLAGS, f"-I{include}", f"-arch={arch}"]
+    pre = subprocess.run([*common, "-E", "-Xcompiler", "-P", str(source)], capture_output=True,
+                         text=True)
+    if pre.returncode != 0:
+        raise RuntimeError(f"preprocessing {source} failed:\n{pre.stderr[-3000:]}")
+    digest = hashlib.sha256((pre.stdout + " ".join(common[1:])).encode()).hexdigest()[:20]
+    cubin = cache / f"{source.stem}.{arch}.{digest}.cubin"
+    if not cubin.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cubin.with_suffix(".tmp")
+        proc = subprocess.run([*common, "-cubin", f"--threads={jobs}", str(source), "-o", str(tmp)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"compiling {source} failed:\n{proc.stderr[-3000:]}")
+        tmp.rename(cubin)
+    return cubin
+
+
+def nvcc_available() -> bool:
+    try:
+        nvcc()
+        return True
+    except ToolMissing:
+        return False
