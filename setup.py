@@ -248,6 +248,13 @@ class BuildExtensionWithInfo(cpp_extension.BuildExtension):
     for in-place (editable) builds, into the build tree for wheels. Only a real build writes
     it, so `setup.py sdist` and metadata queries leave an existing stamp alone."""
 
+    def finalize_options(self):
+        super().finalize_options()
+        # One object tree for editable installs (pip gives those a fresh temporary one),
+        # `setup.py build_ext` and `pip wheel`: ninja recompiles only what changed, and CI's
+        # wheel check reuses the objects `make test` just compiled.
+        self.build_temp = str(ROOT / "build" / "temp")
+
     def run(self):
         super().run()
         package = ROOT / "fusedattn" if self.inplace else Path(self.build_lib) / "fusedattn"

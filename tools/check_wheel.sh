@@ -18,7 +18,8 @@ trap 'rm -rf "$WORK"' EXIT
 
 echo "== wheel for $ARCHS"
 start=$(date +%s)
-FUSEDATTN_CUDA_ARCHS="$ARCHS" FORCE_CUDA=1 "$PY" -m pip wheel -q --no-build-isolation --no-deps \
+# (Wheels leave out the CPU emulation of the CUDA kernels, which `make` builds for the tests.)
+FUSEDATTN_CUDA_ARCHS="$ARCHS" FORCE_CUDA=1 FUSEDATTN_BUILD_EMULATION=0 "$PY" -m pip wheel -q --no-build-isolation --no-deps \
   -w "$WORK/raw" .
 echo "built $(basename "$(ls "$WORK"/raw/fusedattn-*.whl)") in $(( $(date +%s) - start )) s"
 # Package indexes take manylinux wheels only. torch's libraries (libc10, libtorch*) and the CUDA
@@ -34,6 +35,10 @@ case "$(basename "$WHEEL")" in
 esac
 if "$PY" -m zipfile -l "$WHEEL" | grep -q "fusedattn.libs/"; then
   echo "auditwheel grafted libraries into the wheel:"; "$PY" -m zipfile -l "$WHEEL" | grep "fusedattn.libs/"; exit 1
+fi
+
+if "$PY" -m zipfile -l "$WHEEL" | grep -q "_C_emulated"; then
+  echo "the wheel carries the CUDA emulation build (fusedattn/_C_emulated)"; exit 1
 fi
 
 echo "== SASS and PTX in the library"
