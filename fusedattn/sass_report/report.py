@@ -31,6 +31,15 @@ TARGET_PCT = {"forward": 85.0, "forward+backward": 75.0}
 TARGET_MIN_BATCH = 64
 
 
+def feature_strides(shape, layout: str) -> tuple[int, int, int]:
+    """(sb, sc, sn), in elements, of a dense (B, C, H, W) tensor of `shape` in `layout`
+    ("contiguous" or "channels_last"), viewed as (B, C, N)."""
+    C, N = shape.C, shape.N
+    if layout == "channels_last":
+        return C * N, 1, C
+    return C * N, N, 1
+
+
 @dataclass
 class Compiled:
     """One compiled kernel (one dtype and variant) and what the report says of it."""
@@ -191,7 +200,9 @@ def run(gpu: model.Gpu = model.H200, jobs: int = 2, with_triton: bool = True,
                     if program is not None:
                         plan = cuda_plan(report, program, shape, layout, dtype, gpu)
                         per_backend["cuda"] = {
-                            part: [(by_key.get(("cuda", op, l["kernel"], dtype_name, l["variant"])), l)
+                            # (a launch may name its own dtype: float32 weight sums)
+                            part: [(by_key.get(("cuda", op, l["kernel"], l.get("dtype", dtype_name),
+                                                l["variant"])), l)
                                    for l in report.cuda_launches(plan, part, dtype_name)]
                             for part in ("forward", "backward")}
                     if with_triton and hasattr(report, "triton_launches"):
@@ -290,6 +301,10 @@ def versions() -> dict:
 
 def violations(result: dict, gpu: model.Gpu) -> list[str]:
     """What breaks the structural and modelled targets."""
+    # Ops whose streaming kernels have no matrix product name the kernels that must use tensor
+    # cores (TENSOR_CORE_KERNELS; default: all of them).
+    needs_tensor_cores = {op: getattr(r, "TENSOR_CORE_KERNELS", None)
+                          for op, r in op_reports().items()}
     out = []
     for k in result["kernels"]:
         name = f"{k['backend']} {k['op']} {k['kernel']} {k['dtype']} {k['variant']}".rstrip()
@@ -301,7 +316,9 @@ def violations(result: dict, gpu: model.Gpu) -> list[str]:
         if k["aligned"] and any(b < 128 for b in k["hot_loop_global_access_bits"]):
             out.append(f"{name}: global accesses narrower than 128 bits in its loops "
                        f"({k['hot_loop_global_access_bits']})")
-        if k["dtype"] in ("bfloat16", "float16") and k["tensor_core_instructions"] == 0:
+        needs = needs_tensor_cores.get(k["op"])
+        if k["dtype"] in ("bfloat16", "float16") and k["tensor_core_instructions"] == 0 and \
+                (needs is None or k["kernel"] in needs):
             out.append(f"{name}: a 16-bit streaming kernel with no tensor-core instruction")
         if k["in_flight_bytes_per_sm"] is not None and k["ctas"] and \
                 k["in_flight_bytes_per_sm"] < MIN_IN_FLIGHT_PER_SM:

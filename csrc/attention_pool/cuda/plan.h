@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../../common/cuda/launch_plan.h"
 #include "../../common/cuda/layout.h"
 
 namespace fusedattn {
@@ -118,19 +119,7 @@ FeatureLoad choose_feature_load(int element_size, uintptr_t address, int64_t sb,
 FeatureLoad choose_backward_load(FeatureLoad load, int element_size, uintptr_t address,
                                  int64_t gb, int64_t gc, int64_t gn, int64_t C, int64_t N);
 
-struct Launch {
-  int64_t grid_x = 0, grid_y = 1;  // grid_x 0: the launch is skipped
-  int threads = 0;
-  size_t shared_bytes = 0;
-  // For the static performance model only (python -m fusedattn sass-report): the DRAM bytes
-  // the launch moves (each buffer once, read + write), the bytes a block keeps in flight in
-  // its main loop, that loop's iterations per block, and the round trips to memory a block
-  // waits for one after another (the small kernels' latency).
-  int64_t bytes = 0;
-  int64_t in_flight_bytes = 0;
-  int64_t steps = 1;
-  int64_t rounds = 0;
-};
+using Launch = ::fusedattn::cuda::LaunchSpec;
 
 struct ForwardPlan {
   FeatureLoad load;

@@ -17,14 +17,9 @@ namespace {
 // One launch: its name, its kernel function, whether that is templated on the plan's map tiles
 // and feature load (else on the dtype alone), and the plan's numbers.
 void launch(const char* name, const char* kernel, bool tiled, const ap::Launch& l, bool comma) {
-  std::printf("{\"name\": \"%s\", \"kernel\": \"%s\", \"tiled\": %s, \"grid\": [%lld, %lld], "
-              "\"threads\": %d, \"shared_bytes\": %zu, \"bytes\": %lld, "
-              "\"in_flight_bytes\": %lld, \"steps\": %lld, \"rounds\": %lld}%s",
-              name, kernel, tiled ? "true" : "false", static_cast<long long>(l.grid_x),
-              static_cast<long long>(l.grid_y), l.threads, l.shared_bytes,
-              static_cast<long long>(l.bytes), static_cast<long long>(l.in_flight_bytes),
-              static_cast<long long>(l.steps), static_cast<long long>(l.rounds),
-              comma ? ", " : "");
+  std::printf("{\"name\": \"%s\", \"tiled\": %s, ", name, tiled ? "true" : "false");
+  fusedattn::cuda::print_launch_json(kernel, l);
+  std::printf("}%s", comma ? ", " : "");
 }
 
 }  // namespace

@@ -228,48 +228,15 @@ void* offset_bytes(void* p, int64_t bytes) { return static_cast<char*>(p) + byte
 
 int64_t element_bytes(DType dtype) { return dtype == DType::Float ? 4 : 2; }
 
+dim3 grid_of(const LaunchGeometry& g) {
+  return dim3(static_cast<unsigned>(g.grid_x), static_cast<unsigned>(g.grid_y));
+}
+
 }  // namespace
 
 DeviceLimits device_limits(int device) {
   const DeviceInfo info = device_info(device);
   return {info.sm_count, info.l2_cache_bytes};
-}
-
-Plan make_plan(int64_t B, int64_t C, int64_t N, int64_t elem, int slab_tensors, bool pixel_rows,
-               bool vector_units, const DeviceLimits& device) {
-  Plan plan{};
-  plan.sm_count = device.sm_count;
-  plan.pixel_rows = pixel_rows;
-  plan.vector_units = !pixel_rows && vector_units;
-  const int64_t slab = slab_tensors * C * N * elem;
-  const int64_t fit = static_cast<int64_t>(device.l2_cache_bytes / 2) / (slab > 0 ? slab : 1);
-  plan.chunk = fit < 1 ? 1 : (fit < B ? fit : (B > 0 ? B : 1));
-  // Splits of the pixels until the squeeze has ~2 blocks per SM, none under kMinPixels.
-  constexpr int64_t kMinPixels = 128;
-  const int64_t blocks = squeeze_geometry(plan, plan.chunk, C, elem).grid.x;
-  const int64_t want = (2 * static_cast<int64_t>(device.sm_count) + blocks - 1) / blocks;
-  const int64_t most = (N + kMinPixels - 1) / kMinPixels;
-  int64_t splits = want < most ? want : most;
-  splits = splits > 0 ? splits : 1;
-  plan.pixels_per_split = ((N + splits - 1) / splits + 7) / 8 * 8;
-  plan.splits = (N + plan.pixels_per_split - 1) / plan.pixels_per_split;
-  if (plan.splits < 1) plan.splits = 1;
-  return plan;
-}
-
-int64_t workspace_floats(const Plan& plan, int64_t C) {
-  return plan.chunk * C * (plan.splits + 2);
-}
-
-LaunchGeometry mlp_geometry(int64_t samples, int64_t C, int64_t R) {
-  const int64_t blocks = (samples + kSamplesPerBlock - 1) / kSamplesPerBlock;
-  return {dim3(static_cast<unsigned>(blocks > 0 ? blocks : 1)), dim3(kThreads),
-          sizeof(float) * kSamplesPerBlock * static_cast<size_t>(C + R)};
-}
-
-LaunchGeometry weight_grad_geometry(int64_t C, int64_t R) {
-  const int64_t outputs = 2 * C * R + C + R;
-  return {dim3(static_cast<unsigned>((outputs + kThreads - 1) / kThreads)), dim3(kThreads), 0};
 }
 
 void launch_forward(const ForwardParams& p, DType dtype, DType weight_dtype, const Plan& plan,
@@ -290,7 +257,8 @@ void launch_forward(const ForwardParams& p, DType dtype, DType weight_dtype, con
       a.gate_logits = offset(static_cast<float*>(p.gate_logits), b0 * p.C);
       a.scale = scale;
       const LaunchGeometry g = mlp_geometry(samples, p.C, p.R);
-      launch(channel_attention_mlp_fwd_kernel<W>, g.grid, g.block, g.shared_bytes, stream, a);
+      launch(channel_attention_mlp_fwd_kernel<W>, grid_of(g), dim3(g.threads), g.shared_bytes,
+             stream, a);
     });
     launch_excite(x, p.sx, offset_bytes(p.y, b0 * p.sy.b * elem), p.sy, samples, p.C, p.N, scale,
                   nullptr, dtype, plan.sm_count, stream);
@@ -319,7 +287,8 @@ void launch_backward(const BackwardParams& p, DType dtype, DType weight_dtype, c
       a.grad_gate_logits = static_cast<float*>(p.grad_gate_logits) + b0 * p.C;
       a.activated = static_cast<float*>(p.activated) + b0 * p.R;
       const LaunchGeometry g = mlp_geometry(samples, p.C, p.R);
-      launch(channel_attention_mlp_bwd_kernel<W>, g.grid, g.block, g.shared_bytes, stream, a);
+      launch(channel_attention_mlp_bwd_kernel<W>, grid_of(g), dim3(g.threads), g.shared_bytes,
+             stream, a);
     });
     launch_excite(gy, p.sgy, offset_bytes(p.grad_x, b0 * p.sgx.b * elem), p.sgx, samples, p.C,
                   p.N, scale, shift, dtype, plan.sm_count, stream);
@@ -332,7 +301,8 @@ void launch_backward(const BackwardParams& p, DType dtype, DType weight_dtype, c
                          static_cast<float*>(p.grad_w1), static_cast<float*>(p.grad_b1),
                          static_cast<float*>(p.grad_w2), static_cast<float*>(p.grad_b2)};
   const LaunchGeometry g = weight_grad_geometry(p.C, p.R);
-  launch(channel_attention_weight_grad_kernel, g.grid, g.block, g.shared_bytes, stream, w);
+  launch(channel_attention_weight_grad_kernel, grid_of(g), dim3(g.threads), g.shared_bytes, stream,
+         w);
 }
 
 }  // namespace cuda

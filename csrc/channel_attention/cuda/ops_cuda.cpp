@@ -33,15 +33,6 @@ void check_cuda_shape(const Shape& sh) {
 
 DType weight_kernel_dtype(const Tensor& w) { return kernel_dtype(w); }
 
-// Whether the channels of every (sample, pixel) row can be read as 16-byte vectors: unit channel
-// stride, whole vectors per row, and rows (and samples) starting on 16-byte boundaries.
-bool channel_vectors(const Tensor& t, const Strides& s, int64_t C) {
-  const int64_t elem = t.element_size(), per = 16 / elem;
-  const auto address = reinterpret_cast<uintptr_t>(t.const_data_ptr());
-  return s.c == 1 && C % per == 0 && address % 16 == 0 && (s.n * elem) % 16 == 0 &&
-         (s.b * elem) % 16 == 0;
-}
-
 Strides strides_of(const Tensor& t) {
   const PixelRows v = pixel_rows(t, "tensor");
   return Strides{v.stride_batch, v.stride_row, v.stride_pixel};
@@ -49,16 +40,15 @@ Strides strides_of(const Tensor& t) {
 
 Plan plan_for(const Tensor& a, const Tensor* b, const Shape& sh, int slab_tensors) {
   const Strides sa = strides_of(a);
-  bool pixel_rows = sa.n == 1 || sh.N == 1;
-  bool vectors = channel_vectors(a, sa, sh.C);
-  if (b != nullptr) {
-    const Strides sb = strides_of(*b);
-    pixel_rows = pixel_rows && (sb.n == 1 || sh.N == 1);
-    vectors = vectors && channel_vectors(*b, sb, sh.C);
-  }
-  if (sh.N == 1) pixel_rows = sa.c != 1;  // one pixel: read along the channels when they are dense
-  return make_plan(sh.B, sh.C, sh.N, a.element_size(), slab_tensors, pixel_rows, vectors,
-                   device_limits(a.get_device_index()));
+  const Strides sb = b != nullptr ? strides_of(*b) : sa;
+  const auto address = [](const Tensor& t) {
+    return reinterpret_cast<uintptr_t>(t.const_data_ptr());
+  };
+  const SqueezeLayout layout =
+      squeeze_layout(sa, address(a), b != nullptr ? &sb : nullptr,
+                     b != nullptr ? address(*b) : 0, sh.C, sh.N, a.element_size());
+  return make_plan(sh.B, sh.C, sh.N, a.element_size(), slab_tensors, layout.pixel_rows,
+                   layout.vector_units, device_limits(a.get_device_index()));
 }
 
 Tensor workspace_for(const Tensor& like, const Plan& plan, const Shape& sh) {

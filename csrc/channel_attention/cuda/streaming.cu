@@ -247,33 +247,11 @@ bool same_strides(const Strides& a, const Strides& b) {
   return a.b == b.b && a.c == b.c && a.n == b.n;
 }
 
+dim3 grid_of(const LaunchGeometry& g) {
+  return dim3(static_cast<unsigned>(g.grid_x), static_cast<unsigned>(g.grid_y));
+}
+
 }  // namespace
-
-LaunchGeometry squeeze_geometry(const Plan& plan, int64_t samples, int64_t C,
-                                int64_t element_bytes) {
-  const int64_t unit = plan.vector_units ? 16 / element_bytes : 1;
-  int64_t blocks = (C + kWarps - 1) / kWarps;
-  size_t shared = 0;
-  if (!plan.pixel_rows) {
-    const int64_t units = (C + unit - 1) / unit;
-    int64_t upb = 1;
-    while (upb < units && upb < kThreads) upb *= 2;
-    blocks = (units + upb - 1) / upb;
-    shared = sizeof(float) * kThreads * static_cast<size_t>(unit);
-  }
-  return {dim3(static_cast<unsigned>(samples * blocks), static_cast<unsigned>(plan.splits)),
-          dim3(kThreads), shared};
-}
-
-LaunchGeometry excite_geometry(int64_t elements, int64_t element_bytes, int sm_count) {
-  // One 16-byte vector per thread per step; at most 16 blocks per SM resident or queued: the
-  // grid-stride loop covers the rest with 2048 threads' 32 KB in flight per SM.
-  const int64_t vectors = (elements * element_bytes + 15) / 16;
-  int64_t blocks = (vectors + kThreads - 1) / kThreads;
-  const int64_t cap = 16 * static_cast<int64_t>(sm_count > 0 ? sm_count : 1);
-  blocks = blocks < cap ? blocks : cap;
-  return {dim3(static_cast<unsigned>(blocks > 0 ? blocks : 1)), dim3(kThreads), 0};
-}
 
 void launch_squeeze(const void* a, const Strides& sa, const void* b, const Strides& sb,
                     int64_t samples, int64_t C, int64_t N, const Plan& plan, float* partials,
@@ -288,14 +266,14 @@ void launch_squeeze(const void* a, const Strides& sa, const void* b, const Strid
       args.units_per_block *= 2;
     }
     if (plan.pixel_rows) {
-      launch(channel_attention_squeeze_kernel<T, true, 1>, g.grid, g.block, g.shared_bytes,
-             stream, args);
+      launch(channel_attention_squeeze_kernel<T, true, 1>, grid_of(g), dim3(g.threads),
+             g.shared_bytes, stream, args);
     } else if (plan.vector_units) {
-      launch(channel_attention_squeeze_kernel<T, false, kVec<T>>, g.grid, g.block,
+      launch(channel_attention_squeeze_kernel<T, false, kVec<T>>, grid_of(g), dim3(g.threads),
              g.shared_bytes, stream, args);
     } else {
-      launch(channel_attention_squeeze_kernel<T, false, 1>, g.grid, g.block, g.shared_bytes,
-             stream, args);
+      launch(channel_attention_squeeze_kernel<T, false, 1>, grid_of(g), dim3(g.threads),
+             g.shared_bytes, stream, args);
     }
   });
 }
@@ -312,7 +290,8 @@ void launch_excite(const void* in, const Strides& si, void* out, const Strides& 
     ExciteArgs<T> args{static_cast<const T*>(in), static_cast<T*>(out), si, so, samples, C, N,
                        scale, shift, dense};
     const LaunchGeometry g = excite_geometry(samples * C * N, sizeof(T), sm_count);
-    launch(channel_attention_excite_kernel<T>, g.grid, g.block, g.shared_bytes, stream, args);
+    launch(channel_attention_excite_kernel<T>, grid_of(g), dim3(g.threads), g.shared_bytes,
+           stream, args);
   });
 }
 

@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 
 from .benchmarks import SHAPE_SETS, floor_bytes
+from ...sass_report.report import feature_strides
 
 OP = "attention_pool"
 CUDA_SOURCES = ("attention_pool/cuda/forward.cu", "attention_pool/cuda/backward.cu")
@@ -42,17 +43,9 @@ def identify_cuda(name: str) -> Optional[dict]:
             "aligned": variant.split("/")[0] in ALIGNED_LOADS if variant else None}
 
 
-def strides(shape, layout: str) -> tuple[int, int, int]:
-    """(sb, sc, sn) of the features in elements."""
-    C, N = shape.C, shape.N
-    if layout == "channels_last":
-        return C * N, 1, C
-    return C * N, N, 1
-
-
 def plan_arguments(shape, layout: str, element_size: int, sms: int) -> tuple:
     """The command line of plan_dump.cc: B C K N element_size sb sc sn sm_count."""
-    return (shape.B, shape.C, shape.K, shape.N, element_size, *strides(shape, layout), sms)
+    return (shape.B, shape.C, shape.K, shape.N, element_size, *feature_strides(shape, layout), sms)
 
 
 def cuda_launches(plan: dict, mode: str, dtype: str) -> list[dict]:
@@ -94,6 +87,6 @@ def triton_launches(shape, layout: str, dtype: torch.dtype, part: str, sms: int)
 def triton_aligned(shape, layout: str) -> bool:
     """Whether the features' non-unit stride lets Triton load 16-byte vectors (divisible by 16
     elements, which its specialization marks)."""
-    sb, sc, sn = strides(shape, layout)
+    sb, sc, sn = feature_strides(shape, layout)
     return (sc if sn == 1 else sn) % 16 == 0
 

@@ -1,0 +1,100 @@
+"""channel_attention's part of the static SASS report (python -m fusedattn sass-report): which
+sources hold its CUDA kernels, how to name a compiled kernel (kernel, dtype, variant), which
+kernels stream the B x C x N tensors, and the launches of a call at a shape, from the plan the
+CUDA host code itself uses (csrc/channel_attention/cuda/plan.h, printed by plan_dump.cc).
+
+The op is elementwise and reductions (a squeeze, a tiny MLP, an excite): no kernel has a matrix
+product, so none is expected to use tensor cores (TENSOR_CORE_KERNELS is empty;
+docs/channel_attention.md, "The kernels")."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import torch
+
+from .benchmarks import SHAPE_SETS
+from ...sass_report.report import feature_strides
+
+OP = "channel_attention"
+CUDA_SOURCES = ("channel_attention/cuda/streaming.cu", "channel_attention/cuda/mlp.cu")
+PLAN_PROGRAM = ("channel_attention/cuda/plan.cpp", "channel_attention/cuda/plan_dump.cc")
+STREAMING = {"channel_attention_squeeze_kernel", "channel_attention_excite_kernel"}
+# The kernels whose 16-bit variants must use tensor cores: none (no matrix product anywhere;
+# the MLP is a few thousand FP32 multiply-adds per sample).
+TENSOR_CORE_KERNELS: frozenset = frozenset()
+SHAPES = SHAPE_SETS["spec"]
+LAYOUTS = ("contiguous", "channels_last")
+# IR-SE50's largest SE shape at B = 1: the B = 1 call that must fill the GPU.
+B1_SHAPE = "1,64,56x56,4"
+MODES = {"forward": ("forward",), "forward+backward": ("forward", "backward")}
+# The L2 the plan sizes its batch chunks by (an H100/H200 reports 50 MiB: the chunk's slab(s)
+# fit in half of it; docs/channel_attention.md, "The floor").
+L2_CACHE_BYTES = 50 * 1024 * 1024
+_DTYPES = {"__nv_bfloat16": "bfloat16", "__half": "float16", "float": "float32"}
+# The squeeze's template arguments (kPixelRows, kUnit) -> the plan's variant name; kUnit > 1:
+# 16-byte vectors of channels.
+_SQUEEZE_VARIANTS = {"true": "pixel_rows", "false": "channels"}
+# The variants that stream 16-byte vectors where the tensors are aligned (the rest read element
+# by element, for any strides).
+ALIGNED_VARIANTS = {"pixel_rows", "channel_vectors", ""}
+
+
+def identify_cuda(name: str) -> Optional[dict]:
+    """Kernel, dtype and variant of a demangled channel_attention kernel name, else None."""
+    m = re.search(r"channel_attention::cuda::(?:\(anonymous namespace\)::)?"
+                  r"(channel_attention_\w+_kernel)(?:<([^>]*)>)?\(", name)
+    if m is None:
+        return None
+    kernel = m.group(1)
+    args = [a.strip() for a in m.group(2).split(",")] if m.group(2) else []
+    # The parameters' gradients are summed in float32 whatever the input dtype.
+    dtype = _DTYPES.get(args[0], args[0]) if args else "float32"
+    variant = ""
+    if kernel == "channel_attention_squeeze_kernel":
+        variant = _SQUEEZE_VARIANTS[args[1]]
+        if args[1] == "false" and int(args[2]) > 1:
+            variant = "channel_vectors"
+    streams = kernel in STREAMING
+    return {"kernel": kernel, "dtype": dtype, "variant": variant, "streams_features": streams,
+            "aligned": variant in ALIGNED_VARIANTS if streams else None}
+
+
+def plan_arguments(shape, layout: str, element_size: int, sms: int) -> tuple:
+    """The command line of plan_dump.cc: B C N R element_size weight_size sb sc sn sm_count
+    l2_cache_bytes (the parameters in x's dtype, as the benchmarks make them)."""
+    return (shape.B, shape.C, shape.N, shape.R, element_size, element_size,
+            *feature_strides(shape, layout), sms, L2_CACHE_BYTES)
+
+
+def cuda_launches(plan: dict, mode: str, dtype: str) -> list[dict]:
+    """The launches of `mode` ("forward" or "backward") of a plan, each with the (kernel, dtype,
+    variant) of the compiled kernel it runs."""
+    part = plan[mode]
+    out = []
+    for launch in part["launches"]:
+        if launch["grid"][0] == 0:
+            continue
+        kernel = launch["kernel"]
+        variant = part["squeeze_variant"] if kernel == "channel_attention_squeeze_kernel" else ""
+        out.append({**launch, "dtype": "float32" if kernel.endswith("weight_grad_kernel")
+                    else dtype, "variant": variant,
+                    "ctas": launch["grid"][0] * launch["grid"][1]})
+    return out
+
+
+def slab_in_l2(shape, element_size: int, slab_tensors: int) -> bool:
+    """Whether one sample's slab(s) fit in half the L2 (plan.h's slab_in_l2)."""
+    return slab_tensors * shape.C * shape.N * element_size <= L2_CACHE_BYTES // 2
+
+
+def floor(shape, dtype: torch.dtype, mode: str) -> int:
+    """The floor the cuda backend is held to (docs/channel_attention.md, "The floor"): 2X
+    forward and 3X backward where a sample's slab(s) stay in L2 between the passes, else 3X and
+    4X (X = bytes(x))."""
+    e = torch.empty((), dtype=dtype).element_size()
+    X = shape.B * shape.C * shape.N * e
+    forward = 2 * X if slab_in_l2(shape, e, 1) else 3 * X
+    backward = 3 * X if slab_in_l2(shape, e, 2) else 4 * X
+    return {"forward": forward, "forward+backward": forward + backward}[mode]
