@@ -56,9 +56,9 @@ MUTANTS = [
            "", "tsan", TILES, ONE_SM, [r"ThreadSanitizer: data race"],
            "the ring's barrier deleted: a stage is read before every thread's copies landed, and "
            "refilled while other warps still read it"),
-    Mutant("global_tile_bound", "attention_pool/cuda/forward.cu",
-           "          ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N - n0);",
-           "          ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N + 1 - n0);", "asan",
+    Mutant("global_tile_bound", "attention_pool/cuda/common.cuh",
+           "        ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N - n0);",
+           "        ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N + 1 - n0);", "asan",
            TILES, {}, [r"AddressSanitizer: use-after-poison"],
            "a feature tile's pixel bound one past: the copy reads the poisoned gap after a row"),
     Mutant("shared_tile_bound", "common/cuda/tile.cuh",

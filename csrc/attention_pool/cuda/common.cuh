@@ -34,6 +34,27 @@ struct BlockIndex3 {
   }
 };
 
+// Issues the copies of the feature tile at channel c0, pixel n0 (`channels` left from c0) into
+// `ft`, the way the kernel's variant kLoad loads (plan.h). p: the launch's arguments (sfc, sfn,
+// N); f: the sample's features.
+template <typename T, typename Tiles, FeatureLoad kLoad, typename Args>
+__device__ __forceinline__ void copy_feature_tile(T* ft, const T* f, const Args& p, int64_t c0,
+                                                  int64_t n0, int64_t channels) {
+  if constexpr (kLoad == FeatureLoad::kNchw) {
+    copy_tile_async<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
+        ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N - n0);
+  } else if constexpr (kLoad == FeatureLoad::kNhwc) {
+    copy_tile_async<T, kPixelTile, kChannelTile, Tiles::kLdc, kTileThreads>(
+        ft, f + n0 * p.sfn + c0, p.sfn, p.N - n0, channels);
+  } else if constexpr (kLoad == FeatureLoad::kFlat) {
+    copy_span_async<T, kTileThreads, Tiles::kFlatCapacity>(
+        ft, f + c0 * p.N, (channels < kChannelTile ? channels : kChannelTile) * p.N);
+  } else {
+    copy_tile_scalar<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
+        ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, p.sfn, channels, p.N - n0);
+  }
+}
+
 template <typename T>
 __device__ __forceinline__ float load_logit(const T* a, int64_t sak, int64_t san, int64_t k,
                                             int64_t n) {

@@ -80,19 +80,7 @@ __global__ void __launch_bounds__(kTileThreads,
     const int64_t n0 = chunk * Tiles::kExtent;
     copy_tile_async<T, Tiles::kMapRows, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
         wt, w + n0, p.w_cols, Tiles::kMapRows, Tiles::kExtent);
-    if constexpr (kLoad == FeatureLoad::kNchw) {
-      copy_tile_async<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
-          ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N - n0);
-    } else if constexpr (kLoad == FeatureLoad::kNhwc) {
-      copy_tile_async<T, kPixelTile, kChannelTile, Tiles::kLdc, kTileThreads>(
-          ft, f + n0 * p.sfn + c0, p.sfn, p.N - n0, channels);
-    } else if constexpr (kLoad == FeatureLoad::kFlat) {
-      copy_span_async<T, kTileThreads, Tiles::kFlatCapacity>(
-          ft, f + c0 * p.N, (channels < kChannelTile ? channels : kChannelTile) * p.N);
-    } else {
-      copy_tile_scalar<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
-          ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, p.sfn, channels, p.N - n0);
-    }
+    copy_feature_tile<T, Tiles, kLoad>(ft, f, p, c0, n0, channels);
   };
 
   const int warp = threadIdx.x / 32;
