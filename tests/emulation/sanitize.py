@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,11 +67,20 @@ def compile_object(source: Path, obj: Path, csrc: Path, flavor: str) -> Path:
     cached = CACHE / "objects" / flavor / f"{source.name}.{digest}.o"
     if not cached.exists():
         cached.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([*command, "-c", str(source), "-o", str(cached)],
+        # Written aside, then renamed: parallel builds (mutants) may compile the same object.
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}.{threading.get_ident()}")
+        proc = subprocess.run([*command, "-c", str(source), "-o", str(partial)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"compiling {source} ({flavor}) failed:\n{proc.stderr[-4000:]}")
+        os.replace(partial, cached)
     return cached
+
+
+def in_parallel(fn, items) -> list:
+    """fn over items on every core (each run is one single-threaded process), in order."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return list(pool.map(fn, items))
 
 
 def build(op: str, csrc: Path, flavor: str, out: Path) -> Path:
@@ -81,8 +91,7 @@ def build(op: str, csrc: Path, flavor: str, out: Path) -> Path:
                *sorted((csrc / op / "cuda").glob("*.cpp"))]
     # (The op's torch host code, ops_*.cpp, is not the kernels': the driver stands in for it.)
     sources = [s for s in sources if not s.name.startswith("ops_")]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        objects = list(pool.map(lambda s: compile_object(s, None, csrc, flavor), sources))
+    objects = in_parallel(lambda s: compile_object(s, None, csrc, flavor), sources)
     exe = out / flavor / f"{op}_driver"
     exe.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["g++", *FLAVORS[flavor], *map(str, objects), "-o", str(exe)], check=True)
@@ -104,8 +113,8 @@ def load_plan(op: str):
 
 def clean_runs(op: str, plan, exes: dict) -> int:
     failures = 0
-    for flavor, args, env in plan.CLEAN:
-        code, output = run(exes[flavor], args, env)
+    results = in_parallel(lambda c: run(exes[c[0]], c[1], c[2]), plan.CLEAN)
+    for (flavor, args, env), (code, output) in zip(plan.CLEAN, results):
         reported = any(r in output for r in REPORTS)
         ok = code == 0 and not reported
         failures += not ok
@@ -116,30 +125,31 @@ def clean_runs(op: str, plan, exes: dict) -> int:
     return failures
 
 
+def mutant_run(op: str, mutant, work: Path) -> tuple[bool, str]:
+    """(caught, what to print) for one mutant, built from its own copy of csrc/."""
+    copy = work / mutant.name / "csrc"
+    if copy.exists():
+        shutil.rmtree(copy.parent)
+    shutil.copytree(ROOT / "csrc", copy)
+    target = copy / mutant.file
+    text = target.read_text()
+    if text.count(mutant.old) != 1:
+        return False, (f"  MUTANT NOT PLANTED {mutant.name}: {mutant.file} holds its text "
+                       f"{text.count(mutant.old)} times (update {op}_plan.py to the kernels)")
+    target.write_text(text.replace(mutant.old, mutant.new))
+    exe = build(op, copy, mutant.flavor, copy.parent)
+    code, output = run(exe, mutant.args, mutant.env)
+    caught = code != 0 and all(re.search(p, output) for p in mutant.expect)
+    line = (f"  {'caught  ' if caught else 'SURVIVED'} {mutant.name} ({mutant.flavor}, "
+            f"exit {code}): {mutant.why}")
+    return caught, line if caught else line + "\n" + output[-3000:]
+
+
 def mutant_runs(op: str, plan, work: Path) -> int:
-    survivors = 0
-    for mutant in plan.MUTANTS:
-        copy = work / mutant.name / "csrc"
-        if copy.exists():
-            shutil.rmtree(copy.parent)
-        shutil.copytree(ROOT / "csrc", copy)
-        target = copy / mutant.file
-        text = target.read_text()
-        if text.count(mutant.old) != 1:
-            print(f"  MUTANT NOT PLANTED {mutant.name}: {mutant.file} holds its text "
-                  f"{text.count(mutant.old)} times (update {op}_plan.py to the kernels)")
-            survivors += 1
-            continue
-        target.write_text(text.replace(mutant.old, mutant.new))
-        exe = build(op, copy, mutant.flavor, copy.parent)
-        code, output = run(exe, mutant.args, mutant.env)
-        caught = code != 0 and all(re.search(p, output) for p in mutant.expect)
-        survivors += not caught
-        print(f"  {'caught  ' if caught else 'SURVIVED'} {mutant.name} ({mutant.flavor}, "
-              f"exit {code}): {mutant.why}")
-        if not caught:
-            print(output[-3000:])
-    return survivors
+    results = in_parallel(lambda m: mutant_run(op, m, work), plan.MUTANTS)
+    for _, line in results:
+        print(line)
+    return sum(not caught for caught, _ in results)
 
 
 def main(argv=None) -> int:
