@@ -10,6 +10,18 @@ namespace {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
+// `pieces` (a block's pixel chunks or channel tiles) split between blocks so that `units`
+// blocks times the splits reach two blocks per SM, no split empty.
+struct Split {
+  int64_t splits, per_split;
+};
+Split split(int64_t units, int64_t pieces, int sm_count) {
+  const int64_t wanted = 2 * static_cast<int64_t>(sm_count > 0 ? sm_count : 1);
+  const int64_t splits = units > 0 ? clamp(ceil_div(wanted, units), 1, pieces) : 1;
+  const int64_t per_split = ceil_div(pieces, splits);
+  return {ceil_div(pieces, per_split), per_split};
+}
+
 struct MapTiling {
   int map_tiles;
   int64_t map_groups, w_rows;
@@ -118,11 +130,9 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   p.channel_tiles = ceil_div(C, kChannelTile);
   // At least two blocks per SM: split a channel tile's pixel chunks between blocks where the
   // channel tiles alone are too few (small batches), never leaving a split empty.
-  const int64_t tiles = B * p.channel_tiles * p.map_groups;
-  const int64_t wanted = 2 * static_cast<int64_t>(sm_count > 0 ? sm_count : 1);
-  p.pixel_splits = tiles > 0 ? clamp(ceil_div(wanted, tiles), 1, p.pixel_chunks) : 1;
-  p.chunks_per_split = ceil_div(p.pixel_chunks, p.pixel_splits);
-  p.pixel_splits = ceil_div(p.pixel_chunks, p.chunks_per_split);
+  const Split pixels = split(B * p.channel_tiles * p.map_groups, p.pixel_chunks, sm_count);
+  p.pixel_splits = pixels.splits;
+  p.chunks_per_split = pixels.per_split;
 
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
   p.w_scratch_elements = static_cast<size_t>(B * p.w_rows * p.w_cols);
@@ -170,12 +180,10 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   // Blocks over (sample, pixel chunk, channel split, map group): split the channels where the
   // pixel chunks alone give too few blocks; each split's share of gw goes to its own slot of
   // the scratch, summed in a fixed order by "gather".
-  const int64_t chunks = B * p.pixel_chunks * p.map_groups;
-  const int64_t wanted = 2 * static_cast<int64_t>(sm_count > 0 ? sm_count : 1);
-  const int64_t tiles = p.channel_tiles > 0 ? p.channel_tiles : 1;
-  p.channel_splits = chunks > 0 ? clamp(ceil_div(wanted, chunks), 1, tiles) : 1;
-  p.tiles_per_split = ceil_div(tiles, p.channel_splits);
-  p.channel_splits = ceil_div(tiles, p.tiles_per_split);
+  const Split channels = split(B * p.pixel_chunks * p.map_groups,
+                               p.channel_tiles > 0 ? p.channel_tiles : 1, sm_count);
+  p.channel_splits = channels.splits;
+  p.tiles_per_split = channels.per_split;
   p.pixel_blocks = ceil_div(N, kEpilogueThreads);
 
   p.gv_cols = p.channel_tiles * kChannelTile;
