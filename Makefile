@@ -51,7 +51,7 @@ demo: install
 	$(PY) -m fusedattn
 
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15 tests
 	$(PY) -m pytest -q benchmarks --fa-shapes quick --fa-modes $(ALL_BENCH_MODES) \
 		--benchmark-min-rounds=2 --benchmark-max-time=0.02 --benchmark-warmup=off \
 		--benchmark-columns=median,rounds
