@@ -242,8 +242,9 @@ DeviceLimits device_limits(int device) {
 void launch_forward(const ForwardParams& p, DType dtype, DType weight_dtype, const Plan& plan,
                     float* workspace, cudaStream_t stream) {
   const int64_t elem = element_bytes(dtype);
-  float* partials = workspace;
-  float* scale = partials + plan.chunk * plan.splits * p.C;
+  const WorkspaceLayout ws = workspace_layout(plan, p.C);
+  float* partials = workspace + ws.partials;
+  float* scale = workspace + ws.scale;
   for (int64_t b0 = 0; b0 < p.B; b0 += plan.chunk) {
     const int64_t samples = p.B - b0 < plan.chunk ? p.B - b0 : plan.chunk;
     const void* x = offset_bytes(p.x, b0 * p.sx.b * elem);
@@ -268,9 +269,10 @@ void launch_forward(const ForwardParams& p, DType dtype, DType weight_dtype, con
 void launch_backward(const BackwardParams& p, DType dtype, DType weight_dtype, const Plan& plan,
                      float* workspace, cudaStream_t stream) {
   const int64_t elem = element_bytes(dtype);
-  float* partials = workspace;
-  float* scale = partials + plan.chunk * plan.splits * p.C;
-  float* shift = scale + plan.chunk * p.C;
+  const WorkspaceLayout ws = workspace_layout(plan, p.C);
+  float* partials = workspace + ws.partials;
+  float* scale = workspace + ws.scale;
+  float* shift = workspace + ws.shift;
   for (int64_t b0 = 0; b0 < p.B; b0 += plan.chunk) {
     const int64_t samples = p.B - b0 < plan.chunk ? p.B - b0 : plan.chunk;
     const void* gy = offset_bytes(p.grad_y, b0 * p.sgy.b * elem);
