@@ -233,11 +233,12 @@ std::vector<PlannedLaunch> planned_launches(const Plan& plan, bool backward, int
   }
   if (backward) {
     // The parameters' gradients: each summed over the batch in order by one thread (the loop
-    // unrolled 4 by the compiler: B / 4 rounds).
+    // unrolled kWeightGradUnroll times: B / kWeightGradUnroll rounds of loads).
     LaunchGeometry g = weight_grad_geometry(C, R);
     g.bytes = B * (2 * C + 2 * R) * 4 + (2 * C * R + C + R) * 4;
-    g.in_flight_bytes = kThreads * 2 * 4 * 4, g.steps = ceil_div(B, 4);
-    g.rounds = ceil_div(B, 4);
+    g.in_flight_bytes = kThreads * 2 * 4 * kWeightGradUnroll;
+    g.steps = ceil_div(B, kWeightGradUnroll);
+    g.rounds = ceil_div(B, kWeightGradUnroll);
     out.push_back({"channel_attention_weight_grad_kernel", g});
   }
   return out;

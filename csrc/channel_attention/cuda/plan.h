@@ -27,6 +27,9 @@ constexpr int kThreads = 256;  // every kernel's block
 constexpr int kWarps = kThreads / 32;
 // The MLP kernels run kSamplesPerBlock samples per block, so each weight read serves several.
 constexpr int kSamplesPerBlock = 4;
+// The weight-gradient kernel's loops over the batch: unrolled so, each round's loads in flight
+// together.
+constexpr int kWeightGradUnroll = 16;
 // The squeeze's pixel rows: each lane loads kRowVectors 16-byte vectors (of each tensor) per step,
 // a row taking row_lanes lanes (a power of 2, kMinRowLanes..32).
 constexpr int kRowVectors = 2;
