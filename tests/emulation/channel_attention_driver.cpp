@@ -31,13 +31,19 @@ struct Case {
   int64_t B, C, H, W, R;
   bool silu_hardsigmoid, float_weights, biases;
   size_t l2_bytes;  // the emulated device's L2 (small: several batch chunks)
+  // The squeeze's pixel rows read as if grad_y's and x's rows differed in alignment (its
+  // pixel_rows_misaligned variant; the buffers' rows all start on 16-byte boundaries).
+  bool misaligned_rows = false;
 };
 
 // Every loop at least twice: pixel rows longer than a warp's vectors, several pixel splits,
 // more bottleneck channels than warps, more channels than threads, batch chunks, MLP blocks
-// with padded samples; N = 1; the MLP's > 48 KB of shared memory.
+// with padded samples; N = 1; the MLP's > 48 KB of shared memory. tiles: the squeeze's
+// misaligned pixel rows; long_rows (run with one SM: no pixel splits): aligned pixel rows of
+// several steps.
 const std::map<std::string, Case> kCases = {
-    {"tiles", {3, 40, 23, 25, 20, false, false, true, 52428800}},
+    {"tiles", {3, 40, 23, 25, 20, false, false, true, 52428800, true}},
+    {"long_rows", {2, 10, 41, 41, 4, false, false, true, 52428800}},
     {"wide", {2, 520, 3, 3, 3, true, true, true, 52428800}},
     {"chunks", {9, 24, 8, 8, 6, true, false, false, 4096}},
     {"one_pixel", {2, 17, 1, 1, 1, false, true, true, 52428800}},
@@ -209,7 +215,8 @@ int run(const std::string& name, const Case& k, bool nchw, DType dtype, DType wd
 
   ca::ForwardParams fp{x.rows.data(), y.rows.data(), x.strides, y.strides, B, C, N, R, weights,
                        squeezed.data(), hidden.data(), gate_logits.data(), activation, g};
-  const ca::cuda::Plan fplan = ca::cuda::make_plan(B, C, N, elem, 1, pixel_rows, vectors, info);
+  const ca::cuda::SqueezeLayout layout{pixel_rows, vectors, !k.misaligned_rows};
+  const ca::cuda::Plan fplan = ca::cuda::make_plan(B, C, N, elem, 1, layout, info);
   auto fwork = unwritten<float>(ca::cuda::workspace_floats(fplan, C));
   ca::cuda::launch_forward(fp, dtype, wdtype, fplan, fwork.data(), nullptr);
 
@@ -220,7 +227,7 @@ int run(const std::string& name, const Case& k, bool nchw, DType dtype, DType wd
                         gx.strides, B, C, N, R, weights, squeezed.data(), hidden.data(),
                         gate_logits.data(), gw1o.data(), gb1o.data(), gw2o.data(), gb2o.data(),
                         dh_s.data(), du_s.data(), z_s.data(), activation, g};
-  const ca::cuda::Plan bplan = ca::cuda::make_plan(B, C, N, elem, 2, pixel_rows, vectors, info);
+  const ca::cuda::Plan bplan = ca::cuda::make_plan(B, C, N, elem, 2, layout, info);
   auto bwork = unwritten<float>(ca::cuda::workspace_floats(bplan, C));
   ca::cuda::launch_backward(bp, dtype, wdtype, bplan, bwork.data(), nullptr);
 

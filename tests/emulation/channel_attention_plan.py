@@ -1,19 +1,23 @@
 """What tests/emulation/sanitize.py runs for channel_attention's CUDA kernels
 (channel_attention_driver.cpp): the clean runs of each sanitizer build, and the planted mutants.
 
-The cases (the driver's kCases) take every loop at least twice (see there); ThreadSanitizer
+The cases (the driver's kCases) take every loop at least twice (see there; long_rows, the aligned
+pixel rows' main loop over several steps, runs with one SM so that no split shortens its rows;
+tiles reads its pixel rows as the misaligned variant does); ThreadSanitizer
 runs only launches of at most 8000 threads (fibers cost ~1.4 ms each): the "small" case, the
 one-pixel case and batch chunks, with a small SM count so that no split multiplies the grid.
 """
 
 from typing import NamedTuple
 
-CASES = ["tiles", "wide", "chunks", "one_pixel", "small", "big_mlp"]
+CASES = ["tiles", "wide", "chunks", "one_pixel", "small", "big_mlp"]  # (+ long_rows below)
 DTYPES = ["float32", "bfloat16", "float16"]
 LAYOUTS = ["nchw", "nhwc"]
 
+ONE_SM = {"FUSEDATTN_EMULATE_SM_COUNT": "1"}
 CLEAN = [("asan", [case, dtype, layout], None)
          for case in CASES for dtype in DTYPES for layout in LAYOUTS]
+CLEAN += [("asan", ["long_rows", dtype, "nchw"], ONE_SM) for dtype in ("float32", "bfloat16")]
 CLEAN += [("asan", ["tiles", "float32", layout], env) for layout in LAYOUTS for env in (
     {"FUSEDATTN_EMULATE_SM_COUNT": "1"}, {"FUSEDATTN_EMULATE_BLOCK_ORDER": "reverse"},
     {"FUSEDATTN_EMULATE_BLOCK_ORDER": "shuffle:5"})]
@@ -54,12 +58,19 @@ MUTANTS = [
            "    for (int64_t q = 1; q <= phases; ++q) {", "asan", ["small", "float32", "nhwc"], {},
            [r"AddressSanitizer: heap-buffer-overflow", r"streaming\.cu"],
            "the phase reduction one past the block's shared memory"),
+    Mutant("aligned_tail_bound", STREAMING,
+           "    if (tail + i < len) acc +=",
+           "    if (tail + i <= len) acc +=", "asan",
+           ["long_rows", "float32", "nchw"], ONE_SM, [r"AddressSanitizer", r"streaming\.cu"],
+           "an aligned pixel row's tail one past the row: reads its poisoned padding"),
     Mutant("shuffle_exited_lanes", STREAMING,
-           "  acc = warp_sum(acc);\n  if (lane == 0) p.partials",
-           "  if (lane >= len) return;\n  acc = warp_sum(acc);\n  if (lane == 0) p.partials",
+           "  acc = group_sum(acc, lanes);\n  if (lane == 0 && c < p.C) p.partials",
+           "  if (lane >= len) return;\n  acc = group_sum(acc, lanes);\n"
+           "  if (lane == 0 && c < p.C) p.partials",
            "asan", ["one_pixel", "float32", "nchw"], {},
-           [r"names lane \d+, which exited", r"reduce\.cuh:\d+"],
-           "lanes past a short row return before the warp's sum: its shuffles name exited lanes"),
+           [r"names lane \d+, which exited", r"streaming\.cu:\d+"],
+           "lanes past a short row return before their group's sum: its shuffles name exited "
+           "lanes"),
     Mutant("uninitialized_shared", MLP,
            "    s[i] = mean;\n",
            "    if (c != 0) s[i] = mean;\n",

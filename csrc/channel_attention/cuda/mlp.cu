@@ -176,31 +176,44 @@ struct WeightGradArgs {
   float* grad_b2;                 // (C,)
 };
 
+// sum over b of x[b sx] * y[b sy] (y nullptr: of x[b sx]), in order of b: kWeightGradUnroll
+// samples' loads issued before their additions.
+__device__ __forceinline__ float ordered_sum(const float* x, int64_t sx, const float* y,
+                                             int64_t sy, int64_t B) {
+  float sum = 0.f;
+  int64_t b = 0;
+  for (; b + kWeightGradUnroll <= B; b += kWeightGradUnroll) {
+    float vx[kWeightGradUnroll], vy[kWeightGradUnroll];
+#pragma unroll
+    for (int j = 0; j < kWeightGradUnroll; ++j) {
+      vx[j] = x[(b + j) * sx];
+      vy[j] = y != nullptr ? y[(b + j) * sy] : 1.f;
+    }
+#pragma unroll
+    for (int j = 0; j < kWeightGradUnroll; ++j) sum += vx[j] * vy[j];
+  }
+  for (; b < B; ++b) sum += x[b * sx] * (y != nullptr ? y[b * sy] : 1.f);
+  return sum;
+}
+
 // One thread per output element, [gw1 | gw2 | gb1 | gb2], each summed over b in order.
 // Consecutive threads take consecutive columns: the per-sample rows they read are coalesced.
 __global__ void __launch_bounds__(kThreads) channel_attention_weight_grad_kernel(WeightGradArgs p) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   const int64_t rc = p.R * p.C;
   if (i >= 2 * rc + p.R + p.C) return;
-  float sum = 0.f;
   if (i < rc) {  // gw1[r, c] = sum_b dh[b, r] s[b, c]
     const int64_t r = i / p.C, c = i % p.C;
-    for (int64_t b = 0; b < p.B; ++b) sum += p.grad_hidden[b * p.R + r] * p.squeezed[b * p.C + c];
-    p.grad_w1[i] = sum;
+    p.grad_w1[i] = ordered_sum(p.grad_hidden + r, p.R, p.squeezed + c, p.C, p.B);
   } else if (i < 2 * rc) {  // gw2[c, r] = sum_b du[b, c] z[b, r]
     const int64_t c = (i - rc) / p.R, r = (i - rc) % p.R;
-    for (int64_t b = 0; b < p.B; ++b) {
-      sum += p.grad_gate_logits[b * p.C + c] * p.activated[b * p.R + r];
-    }
-    p.grad_w2[i - rc] = sum;
+    p.grad_w2[i - rc] = ordered_sum(p.grad_gate_logits + c, p.C, p.activated + r, p.R, p.B);
   } else if (i < 2 * rc + p.R) {  // gb1[r] = sum_b dh[b, r]
     const int64_t r = i - 2 * rc;
-    for (int64_t b = 0; b < p.B; ++b) sum += p.grad_hidden[b * p.R + r];
-    p.grad_b1[r] = sum;
+    p.grad_b1[r] = ordered_sum(p.grad_hidden + r, p.R, nullptr, 0, p.B);
   } else {  // gb2[c] = sum_b du[b, c]
     const int64_t c = i - 2 * rc - p.R;
-    for (int64_t b = 0; b < p.B; ++b) sum += p.grad_gate_logits[b * p.C + c];
-    p.grad_b2[c] = sum;
+    p.grad_b2[c] = ordered_sum(p.grad_gate_logits + c, p.C, nullptr, 0, p.B);
   }
 }
 
@@ -242,8 +255,9 @@ DeviceLimits device_limits(int device) {
 void launch_forward(const ForwardParams& p, DType dtype, DType weight_dtype, const Plan& plan,
                     float* workspace, cudaStream_t stream) {
   const int64_t elem = element_bytes(dtype);
-  float* partials = workspace;
-  float* scale = partials + plan.chunk * plan.splits * p.C;
+  const WorkspaceLayout ws = workspace_layout(plan, p.C);
+  float* partials = workspace + ws.partials;
+  float* scale = workspace + ws.scale;
   for (int64_t b0 = 0; b0 < p.B; b0 += plan.chunk) {
     const int64_t samples = p.B - b0 < plan.chunk ? p.B - b0 : plan.chunk;
     const void* x = offset_bytes(p.x, b0 * p.sx.b * elem);
@@ -268,9 +282,10 @@ void launch_forward(const ForwardParams& p, DType dtype, DType weight_dtype, con
 void launch_backward(const BackwardParams& p, DType dtype, DType weight_dtype, const Plan& plan,
                      float* workspace, cudaStream_t stream) {
   const int64_t elem = element_bytes(dtype);
-  float* partials = workspace;
-  float* scale = partials + plan.chunk * plan.splits * p.C;
-  float* shift = scale + plan.chunk * p.C;
+  const WorkspaceLayout ws = workspace_layout(plan, p.C);
+  float* partials = workspace + ws.partials;
+  float* scale = workspace + ws.scale;
+  float* shift = workspace + ws.shift;
   for (int64_t b0 = 0; b0 < p.B; b0 += plan.chunk) {
     const int64_t samples = p.B - b0 < plan.chunk ? p.B - b0 : plan.chunk;
     const void* gy = offset_bytes(p.grad_y, b0 * p.sgy.b * elem);

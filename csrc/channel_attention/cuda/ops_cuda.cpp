@@ -47,8 +47,8 @@ Plan plan_for(const Tensor& a, const Tensor* b, const Shape& sh, int slab_tensor
   const SqueezeLayout layout =
       squeeze_layout(sa, address(a), b != nullptr ? &sb : nullptr,
                      b != nullptr ? address(*b) : 0, sh.C, sh.N, a.element_size());
-  return make_plan(sh.B, sh.C, sh.N, a.element_size(), slab_tensors, layout.pixel_rows,
-                   layout.vector_units, device_limits(a.get_device_index()));
+  return make_plan(sh.B, sh.C, sh.N, a.element_size(), slab_tensors, layout,
+                   device_limits(a.get_device_index()));
 }
 
 Tensor workspace_for(const Tensor& like, const Plan& plan, const Shape& sh) {

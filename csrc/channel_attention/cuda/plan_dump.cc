@@ -18,17 +18,28 @@ namespace ca = fusedattn::channel_attention::cuda;
 
 namespace {
 
-const char* squeeze_variant(const ca::Plan& p) {
-  return p.pixel_rows ? "pixel_rows" : p.vector_units ? "channel_vectors" : "channels";
+// The variants' names, as fusedattn/ops/channel_attention/sass_report.py names compiled kernels.
+const char* squeeze_name(const ca::Plan& p) {
+  switch (ca::squeeze_variant(p)) {
+    case ca::kSqueezePixelRows: return "pixel_rows";
+    case ca::kSqueezePixelRowsMisaligned: return "pixel_rows_misaligned";
+    case ca::kSqueezeChannelVectors: return "channel_vectors";
+    default: return "channels";
+  }
+}
+const char* excite_name(ca::ExciteVariant v) {
+  return v == ca::kExciteNchwVectors ? "nchw_vectors"
+         : v == ca::kExciteChannelsLastVectors ? "channels_last_vectors" : "strided";
 }
 
-void plan(const char* name, const ca::Plan& p, const std::vector<ca::PlannedLaunch>& launches,
-          bool comma) {
+void plan(const char* name, const ca::Plan& p, ca::ExciteVariant excite,
+          const std::vector<ca::PlannedLaunch>& launches, bool comma) {
   std::printf("\"%s\": {\"chunk\": %lld, \"splits\": %lld, \"pixels_per_split\": %lld, "
-              "\"slab_in_l2\": %s, \"squeeze_variant\": \"%s\", \"launches\": [",
+              "\"row_lanes\": %lld, \"slab_in_l2\": %s, \"squeeze_variant\": \"%s\", "
+              "\"excite_variant\": \"%s\", \"launches\": [",
               name, static_cast<long long>(p.chunk), static_cast<long long>(p.splits),
-              static_cast<long long>(p.pixels_per_split), p.slab_in_l2 ? "true" : "false",
-              squeeze_variant(p));
+              static_cast<long long>(p.pixels_per_split), static_cast<long long>(p.row_lanes),
+              p.slab_in_l2 ? "true" : "false", squeeze_name(p), excite_name(excite));
   for (size_t i = 0; i < launches.size(); ++i) {
     std::printf("{");
     fusedattn::cuda::print_launch_json(launches[i].kernel, launches[i].geometry);
@@ -55,11 +66,13 @@ int main(int argc, char** argv) {
   // Forward: the squeeze of x; backward: of grad_y * x, grad_y laid out as x.
   const ca::SqueezeLayout fl = ca::squeeze_layout(s, address, nullptr, 0, C, N, e);
   const ca::SqueezeLayout bl = ca::squeeze_layout(s, address, &s, address, C, N, e);
-  const ca::Plan fp = ca::make_plan(B, C, N, e, 1, fl.pixel_rows, fl.vector_units, device);
-  const ca::Plan bp = ca::make_plan(B, C, N, e, 2, bl.pixel_rows, bl.vector_units, device);
+  const ca::Plan fp = ca::make_plan(B, C, N, e, 1, fl, device);
+  const ca::Plan bp = ca::make_plan(B, C, N, e, 2, bl, device);
+  // (y and grad_x laid out as x, grad_y too)
+  const ca::ExciteVariant ex = ca::excite_variant(s, address, s, address, B, C, N, e);
   std::printf("{");
-  plan("forward", fp, ca::planned_launches(fp, false, B, C, N, R, e, w), true);
-  plan("backward", bp, ca::planned_launches(bp, true, B, C, N, R, e, w), false);
+  plan("forward", fp, ex, ca::planned_launches(fp, false, B, C, N, R, e, w, ex), true);
+  plan("backward", bp, ex, ca::planned_launches(bp, true, B, C, N, R, e, w, ex), false);
   std::printf("}\n");
   return 0;
 }

@@ -33,12 +33,18 @@ MODES = {"forward": ("forward",), "forward+backward": ("forward", "backward")}
 # fit in half of it; docs/channel_attention.md, "The floor").
 L2_CACHE_BYTES = 50 * 1024 * 1024
 _DTYPES = {"__nv_bfloat16": "bfloat16", "__half": "float16", "float": "float32"}
-# The squeeze's template arguments (kPixelRows, kUnit) -> the plan's variant name; kUnit > 1:
-# 16-byte vectors of channels.
-_SQUEEZE_VARIANTS = {"true": "pixel_rows", "false": "channels"}
-# The variants that stream 16-byte vectors where the tensors are aligned (the rest read element
-# by element, for any strides).
-ALIGNED_VARIANTS = {"pixel_rows", "channel_vectors", ""}
+# The streaming kernels' template argument kVariant (plan.h's SqueezeVariant and ExciteVariant)
+# -> the variant's name, as plan_dump.cc names the variant a launch uses.
+_VARIANTS = {
+    "channel_attention_squeeze_kernel": {0: "channels", 1: "channel_vectors", 2: "pixel_rows",
+                                         3: "pixel_rows_misaligned"},
+    "channel_attention_excite_kernel": {0: "strided", 1: "nchw_vectors",
+                                        2: "channels_last_vectors"},
+}
+# The variants whose main loops stream only 16-byte vectors (the tensors dense or their rows
+# sharing a 16-byte alignment); the rest read element by element (any strides), or element by
+# element where a's and b's rows differ in alignment (pixel_rows_misaligned).
+ALIGNED_VARIANTS = {"pixel_rows", "channel_vectors", "nchw_vectors", "channels_last_vectors"}
 
 
 def identify_cuda(name: str) -> Optional[dict]:
@@ -52,10 +58,9 @@ def identify_cuda(name: str) -> Optional[dict]:
     # The parameters' gradients are summed in float32 whatever the input dtype.
     dtype = _DTYPES.get(args[0], args[0]) if args else "float32"
     variant = ""
-    if kernel == "channel_attention_squeeze_kernel":
-        variant = _SQUEEZE_VARIANTS[args[1]]
-        if args[1] == "false" and int(args[2]) > 1:
-            variant = "channel_vectors"
+    if kernel in _VARIANTS:
+        # (a demangled enum argument may read "(fusedattn::...::SqueezeVariant)2")
+        variant = _VARIANTS[kernel][int(re.sub(r"^\(.*\)", "", args[1]))]
     streams = kernel in STREAMING
     return {"kernel": kernel, "dtype": dtype, "variant": variant, "streams_features": streams,
             "aligned": variant in ALIGNED_VARIANTS if streams else None}
@@ -77,7 +82,9 @@ def cuda_launches(plan: dict, mode: str, dtype: str) -> list[dict]:
         if launch["grid"][0] == 0:
             continue
         kernel = launch["kernel"]
-        variant = part["squeeze_variant"] if kernel == "channel_attention_squeeze_kernel" else ""
+        variant = (part["squeeze_variant"] if kernel == "channel_attention_squeeze_kernel"
+                   else part["excite_variant"] if kernel == "channel_attention_excite_kernel"
+                   else "")
         out.append({**launch, "dtype": "float32" if kernel.endswith("weight_grad_kernel")
                     else dtype, "variant": variant,
                     "ctas": launch["grid"][0] * launch["grid"][1]})
