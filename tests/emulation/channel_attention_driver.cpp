@@ -3,11 +3,13 @@
 // gradient checked against a float64 host formulation of docs/channel_attention.md.
 // tests/emulation/sanitize.py builds this under ThreadSanitizer and AddressSanitizer + UBSan.
 //
-//   channel_attention_driver <case> <float32|bfloat16|float16> <nchw|nhwc>
+//   channel_attention_driver <case> <float32|bfloat16|float16> <nchw|nhwc|nchw_dense|nhwc_dense>
 //
 // x and grad_y live in PaddedRows buffers (csrc/common/emulation/padded_rows.h) whose padding
-// after every contiguous row is poisoned under ASan; outputs start as 0xFF bytes (NaN), so an
-// element nobody writes fails the check. Exit 0: right; 1: wrong or a launch error (printed).
+// after every contiguous row is poisoned under ASan; "_dense" layouts have no padding (the
+// kernels' vector variants for dense tensors, whose vectors span rows: ASan then catches only a
+// read past the tensor's end); outputs start as 0xFF bytes (NaN), so an element nobody writes
+// fails the check. Exit 0: right; 1: wrong or a launch error (printed).
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -74,11 +76,12 @@ double to_double(__half x) { return __half2float(x); }
 double to_double(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 // A (B, C, N) tensor as padded rows: along the pixels (nchw) or along the channels (nhwc), each
-// row 16-byte aligned and followed by poisoned padding.
+// row 16-byte aligned and followed by poisoned padding; or dense (rows back to back).
 template <typename T>
 struct Strided {
-  Strided(int64_t B, int64_t C, int64_t N, bool nchw)
-      : cols(nchw ? N : C), stride(((cols * sizeof(T) + 8 + 15) / 16 * 16) / sizeof(T)),
+  Strided(int64_t B, int64_t C, int64_t N, bool nchw, bool dense)
+      : cols(nchw ? N : C),
+        stride(dense ? cols : ((cols * sizeof(T) + 8 + 15) / 16 * 16) / sizeof(T)),
         rows(static_cast<size_t>(B * (nchw ? C : N)), static_cast<size_t>(cols), stride),
         strides(nchw ? ca::Strides{C * (int64_t)stride, (int64_t)stride, 1}
                      : ca::Strides{N * (int64_t)stride, 1, (int64_t)stride}) {}
@@ -130,7 +133,7 @@ class Check {
 };
 
 template <typename T, typename W>
-int run(const std::string& name, const Case& k, bool nchw, DType dtype, DType wdtype,
+int run(const std::string& name, const Case& k, bool nchw, bool dense, DType dtype, DType wdtype,
         double atol, double rtol) {
   const int64_t B = k.B, C = k.C, N = k.H * k.W, R = k.R;
   const bool hard = k.silu_hardsigmoid, silu = k.silu_hardsigmoid;
@@ -138,7 +141,8 @@ int run(const std::string& name, const Case& k, bool nchw, DType dtype, DType wd
   device.l2_cache_bytes = k.l2_bytes;
   fusedattn::emulation::set_device_attributes(device);
   Random random(7);
-  Strided<T> x(B, C, N, nchw), y(B, C, N, nchw), gy(B, C, N, nchw), gx(B, C, N, nchw);
+  Strided<T> x(B, C, N, nchw, dense), y(B, C, N, nchw, dense), gy(B, C, N, nchw, dense),
+      gx(B, C, N, nchw, dense);
   std::vector<double> x64(B * C * N), gy64(B * C * N);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t c = 0; c < C; ++c)
@@ -251,36 +255,39 @@ int run(const std::string& name, const Case& k, bool nchw, DType dtype, DType wd
   for (int64_t i = 0; i < R; ++i) sums.close(gb1o[i], gb1[i], "grad_b1", i);
   for (int64_t i = 0; i < C; ++i) sums.close(gb2o[i], gb2[i], "grad_b2", i);
   const int failures = check.failures() + sums.failures();
-  std::printf("%s %s: %s (%d mismatches)\n", name.c_str(), nchw ? "nchw" : "nhwc",
-              failures ? "FAILED" : "ok", failures);
+  std::printf("%s %s%s: %s (%d mismatches)\n", name.c_str(), nchw ? "nchw" : "nhwc",
+              dense ? "_dense" : "", failures ? "FAILED" : "ok", failures);
   return failures ? 1 : 0;
 }
 
 template <typename T>
-int run_weights(const std::string& name, const Case& k, bool nchw, DType dtype, double atol,
-                double rtol) {
+int run_weights(const std::string& name, const Case& k, bool nchw, bool dense, DType dtype,
+                double atol, double rtol) {
   if (k.float_weights || dtype == DType::Float) {
-    return run<T, float>(name, k, nchw, dtype, DType::Float, atol, rtol);
+    return run<T, float>(name, k, nchw, dense, dtype, DType::Float, atol, rtol);
   }
-  return run<T, T>(name, k, nchw, dtype, dtype, atol, rtol);
+  return run<T, T>(name, k, nchw, dense, dtype, dtype, atol, rtol);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 4 || !kCases.count(argv[1])) {
-    std::fprintf(stderr, "usage: %s <case> <float32|bfloat16|float16> <nchw|nhwc>; cases:", argv[0]);
+    std::fprintf(stderr, "usage: %s <case> <float32|bfloat16|float16> "
+                 "<nchw|nhwc|nchw_dense|nhwc_dense>; cases:", argv[0]);
     for (const auto& entry : kCases) std::fprintf(stderr, " %s", entry.first.c_str());
     std::fprintf(stderr, "\n");
     return 2;
   }
   const Case& k = kCases.at(argv[1]);
   const std::string dtype = argv[2];
-  const bool nchw = std::string(argv[3]) == "nchw";
+  const std::string layout = argv[3];
+  const bool nchw = layout.rfind("nchw", 0) == 0;
+  const bool dense = layout.size() > 6 && layout.substr(layout.size() - 6) == "_dense";
   try {
-    if (dtype == "float32") return run_weights<float>(argv[1], k, nchw, DType::Float, 1e-4, 1e-4);
-    if (dtype == "bfloat16") return run_weights<__nv_bfloat16>(argv[1], k, nchw, DType::BFloat16, 2e-2, 2e-2);
-    if (dtype == "float16") return run_weights<__half>(argv[1], k, nchw, DType::Half, 4e-3, 4e-3);
+    if (dtype == "float32") return run_weights<float>(argv[1], k, nchw, dense, DType::Float, 1e-4, 1e-4);
+    if (dtype == "bfloat16") return run_weights<__nv_bfloat16>(argv[1], k, nchw, dense, DType::BFloat16, 2e-2, 2e-2);
+    if (dtype == "float16") return run_weights<__half>(argv[1], k, nchw, dense, DType::Half, 4e-3, 4e-3);
   } catch (const std::exception& error) {
     std::printf("%s\n", error.what());
     return 1;

@@ -21,10 +21,16 @@ CLEAN += [("asan", ["long_rows", dtype, "nchw"], ONE_SM) for dtype in ("float32"
 CLEAN += [("asan", ["tiles", "float32", layout], env) for layout in LAYOUTS for env in (
     {"FUSEDATTN_EMULATE_SM_COUNT": "1"}, {"FUSEDATTN_EMULATE_BLOCK_ORDER": "reverse"},
     {"FUSEDATTN_EMULATE_BLOCK_ORDER": "shuffle:5"})]
+# Dense tensors: the excite's and squeeze's vector variants for rows back to back (vectors that
+# span rows; the aligned pixel-rows squeeze on misaligned row starts).
+CLEAN += [("asan", [case, dtype, layout], None) for case in ("tiles", "wide", "one_pixel")
+          for dtype in ("float32", "bfloat16") for layout in ("nchw_dense", "nhwc_dense")]
+CLEAN += [("asan", ["long_rows", "float16", "nchw_dense"], ONE_SM)]
 SMALL_GRIDS = {"FUSEDATTN_EMULATE_SM_COUNT": "2"}
 CLEAN += [("tsan", ["small", dtype, layout], SMALL_GRIDS)
           for dtype, layout in (("float32", "nchw"), ("bfloat16", "nhwc"), ("float16", "nhwc"))]
 CLEAN += [("tsan", ["one_pixel", "float32", "nhwc"], SMALL_GRIDS),
+          ("tsan", ["small", "bfloat16", "nchw_dense"], SMALL_GRIDS),
           ("tsan", ["chunks", "bfloat16", "nchw"], SMALL_GRIDS)]
 
 
@@ -63,6 +69,12 @@ MUTANTS = [
            "    if (tail + i <= len) acc +=", "asan",
            ["long_rows", "float32", "nchw"], ONE_SM, [r"AddressSanitizer", r"streaming\.cu"],
            "an aligned pixel row's tail one past the row: reads its poisoned padding"),
+    Mutant("excite_vector_bound", STREAMING,
+           "  const int64_t n_vec = p.samples * p.C * p.N / kVec<T>;",
+           "  const int64_t n_vec = (p.samples * p.C * p.N + kVec<T>) / kVec<T>;",
+           "asan", ["tiles", "float32", "nchw_dense"], {},
+           [r"AddressSanitizer: heap-buffer-overflow"],
+           "the dense excite's vector count one past: a vector read past the tensor's end"),
     Mutant("shuffle_exited_lanes", STREAMING,
            "  acc = group_sum(acc, lanes);\n  if (lane == 0 && c < p.C) p.partials",
            "  if (lane >= len) return;\n  acc = group_sum(acc, lanes);\n"
