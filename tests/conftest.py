@@ -1,6 +1,15 @@
 import os
 
-import torch
+# Under pytest-xdist (make test: one worker per core) each worker computes on one thread:
+# torch's and OpenMP's default of one thread per core in every worker oversubscribes the
+# cores several times over. Set before torch starts its thread pools.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 # Without a GPU, the GPU backends' kernels run on CPU tensors: Triton's in its interpreter, the
 # CUDA kernels in the CPU emulation of the CUDA execution model (fusedattn._C_emulated). Set
