@@ -11,6 +11,7 @@ atomics: every sum runs in a fixed order. x is addressed through its strides (Tr
 unit strides, so NCHW and channels_last tiles are both loaded coalesced); offsets are int64.
 """
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -60,27 +61,45 @@ def _gate_grad(u, g, GATE: tl.constexpr):
 
 
 @triton.jit
+def _offset_type(i, WIDE: tl.constexpr):
+    if WIDE:
+        return i.to(tl.int64)
+    return i
+
+
+@triton.jit
 def _channel_attention_squeeze_kernel(
     a_ptr, b_ptr, partial_ptr, C, N, pixels_per_split,
     s_ab, s_ac, s_an, s_bb, s_bc, s_bn,
-    HAS_B: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
+    HAS_B: tl.constexpr, WIDE: tl.constexpr, VEC: tl.constexpr, HINT_A: tl.constexpr,
+    HINT_B: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
 ):
     """Grid (B, channel blocks, splits): partial[b, split, c] = sum over the split's pixels of
-    a[b, c, n] (times b[b, c, n] when HAS_B)."""
+    a[b, c, n] (times b[b, c, n] when HAS_B). Offsets within a sample are int32 unless WIDE."""
     b = tl.program_id(0).to(tl.int64)
+    if VEC > 1:
+        s_ab, s_bb = tl.multiple_of(s_ab, VEC), tl.multiple_of(s_bb, VEC)
+    a_ptr += b * s_ab
+    b_ptr += b * s_bb
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     split = tl.program_id(2)
     n_begin = split * pixels_per_split
     n_end = tl.minimum(n_begin + pixels_per_split, N)
+    if VEC > 1:
+        n_end = tl.multiple_of(n_end, VEC)
+        C = tl.multiple_of(C, VEC)
     acc = tl.zeros([BC], tl.float32)
     for n0 in range(n_begin, n_end, BN):
         n = n0 + tl.arange(0, BN)
         mask = (c[:, None] < C) & (n[None, :] < n_end)
-        x = tl.load(a_ptr + b * s_ab + c[:, None].to(tl.int64) * s_ac
-                    + n[None, :].to(tl.int64) * s_an, mask=mask, other=0.0).to(tl.float32)
+        cc, nn = _offset_type(c[:, None], WIDE), _offset_type(n[None, :], WIDE)
+        off_a, off_b = cc * s_ac + nn * s_an, cc * s_bc + nn * s_bn
+        if VEC > 1:
+            off_a = tl.multiple_of(off_a, [HINT_A[0], HINT_A[1]])
+            off_b = tl.multiple_of(off_b, [HINT_B[0], HINT_B[1]])
+        x = tl.load(a_ptr + off_a, mask=mask, other=0.0).to(tl.float32)
         if HAS_B:
-            x *= tl.load(b_ptr + b * s_bb + c[:, None].to(tl.int64) * s_bc
-                         + n[None, :].to(tl.int64) * s_bn, mask=mask, other=0.0).to(tl.float32)
+            x *= tl.load(b_ptr + off_b, mask=mask, other=0.0).to(tl.float32)
         acc += tl.sum(x, axis=1)
     tl.store(partial_ptr + (b * tl.num_programs(2) + split) * C + c, acc, mask=c < C)
 
@@ -169,19 +188,24 @@ def _channel_attention_mlp_bwd_kernel(
 
 @triton.jit
 def _channel_attention_batch_outer_kernel(
-    a_ptr, v_ptr, out_ptr, bias_ptr, B, I, J, BI: tl.constexpr, BJ: tl.constexpr,
+    a_ptr, v_ptr, out_ptr, bias_ptr, B, I, J,
+    BB: tl.constexpr, BI: tl.constexpr, BJ: tl.constexpr,
 ):
     """out[i, j] = sum_b a[b, i] v[b, j] and bias[i] = sum_b a[b, i] (programs of the first
-    column block), summed over b in order: a parameter's gradient from per-sample vectors."""
+    column block), BB samples per step (an exact float32 product of [BI, BB] x [BB, BJ]
+    tiles), the steps summed in order: a parameter's gradient from per-sample vectors."""
     i = tl.program_id(0) * BI + tl.arange(0, BI)
     j = tl.program_id(1) * BJ + tl.arange(0, BJ)
     acc = tl.zeros([BI, BJ], tl.float32)
     bias = tl.zeros([BI], tl.float32)
-    for b in range(0, B):
-        a = tl.load(a_ptr + b * I + i, mask=i < I, other=0.0)
-        v = tl.load(v_ptr + b * J + j, mask=j < J, other=0.0)
-        acc += a[:, None] * v[None, :]
-        bias += a
+    for b0 in range(0, B, BB):
+        b = b0 + tl.arange(0, BB)
+        a = tl.load(a_ptr + b[None, :] * I + i[:, None], mask=(b[None, :] < B) & (i[:, None] < I),
+                    other=0.0)
+        v = tl.load(v_ptr + b[:, None] * J + j[None, :], mask=(b[:, None] < B) & (j[None, :] < J),
+                    other=0.0)
+        acc = tl.dot(a, v, acc, input_precision="ieee")
+        bias += tl.sum(a, axis=1)
     tl.store(out_ptr + i[:, None] * J + j[None, :], acc, mask=(i[:, None] < I) & (j[None, :] < J))
     if tl.program_id(1) == 0:
         tl.store(bias_ptr + i, bias, mask=i < I)
@@ -191,19 +215,28 @@ def _channel_attention_batch_outer_kernel(
 def _channel_attention_excite_kernel(
     in_ptr, out_ptr, scale_ptr, shift_ptr, C, N,
     s_ib, s_ic, s_in, s_ob, s_oc, s_on,
-    HAS_SHIFT: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
+    HAS_SHIFT: tl.constexpr, WIDE: tl.constexpr, VEC: tl.constexpr, HINT_IN: tl.constexpr,
+    HINT_OUT: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
 ):
-    """Grid (B, channel blocks, pixel blocks): out = in * scale[b, c] (+ shift[b, c])."""
+    """Grid (B, channel blocks, pixel blocks): out = in * scale[b, c] (+ shift[b, c]).
+    Offsets within a sample are int32 unless WIDE."""
     b = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     n = tl.program_id(2) * BN + tl.arange(0, BN)
+    if VEC > 1:
+        C, N = tl.multiple_of(C, VEC), tl.multiple_of(N, VEC)
+        s_ib, s_ob = tl.multiple_of(s_ib, VEC), tl.multiple_of(s_ob, VEC)
     mask = (c[:, None] < C) & (n[None, :] < N)
-    c64, n64 = c[:, None].to(tl.int64), n[None, :].to(tl.int64)
-    x = tl.load(in_ptr + b * s_ib + c64 * s_ic + n64 * s_in, mask=mask, other=0.0).to(tl.float32)
+    c64, n64 = _offset_type(c[:, None], WIDE), _offset_type(n[None, :], WIDE)
+    off_in, off_out = c64 * s_ic + n64 * s_in, c64 * s_oc + n64 * s_on
+    if VEC > 1:
+        off_in = tl.multiple_of(off_in, [HINT_IN[0], HINT_IN[1]])
+        off_out = tl.multiple_of(off_out, [HINT_OUT[0], HINT_OUT[1]])
+    x = tl.load(in_ptr + b * s_ib + off_in, mask=mask, other=0.0).to(tl.float32)
     y = x * tl.load(scale_ptr + b * C + c, mask=c < C, other=0.0)[:, None]
     if HAS_SHIFT:
         y += tl.load(shift_ptr + b * C + c, mask=c < C, other=0.0)[:, None]
-    tl.store(out_ptr + b * s_ob + c64 * s_oc + n64 * s_on, y.to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(out_ptr + b * s_ob + off_out, y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 # --------------------------------------------------------------------------------- launchers
@@ -220,7 +253,8 @@ def launch_config(B: int, C: int, N: int, R: int, programs: int) -> dict:
       one BN tile each;
     - RP: R padded to a power of two (the MLP holds the whole bottleneck), MLP_BC channels per
       MLP tile so that a [RP, MLP_BC] weight tile is 4096 elements, SB splits summed per load
-      so that a [SB, MLP_BC] tile of the partial sums is at most 4096 elements."""
+      so that a [SB, MLP_BC] tile of the partial sums is at most 2048 elements (with the weight
+      tile, no spills)."""
     BN = max(16, min(128, triton.next_power_of_2(N)))
     BC = max(16, min(32, triton.next_power_of_2(C)))
     warps = 4
@@ -233,7 +267,7 @@ def launch_config(B: int, C: int, N: int, R: int, programs: int) -> dict:
     splits = triton.cdiv(N, per_split)
     RP = max(2, triton.next_power_of_2(R))
     MLP_BC = max(16, min(triton.next_power_of_2(C), 4096 // RP))
-    SB = max(2, min(triton.next_power_of_2(splits), 4096 // MLP_BC))
+    SB = max(2, min(triton.next_power_of_2(splits), 2048 // MLP_BC))
     return dict(BN=BN, BC=BC, splits=splits, pixels_per_split=per_split, RP=RP, MLP_BC=MLP_BC,
                 SB=SB, num_warps=warps, mlp_warps=4)
 
@@ -256,6 +290,36 @@ def _nbytes(*tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
+def _wide(*tensors) -> bool:
+    """Whether an offset within one sample of these (B, C, N) tensors may pass int32."""
+    return any((t.shape[1] - 1) * abs(t.stride(1)) + (t.shape[2] - 1) * abs(t.stride(2))
+               >= 2 ** 31 for t in tensors)
+
+
+def _vector(*tensors) -> int:
+    """The largest power of two, at most 16, dividing C, N and every non-unit stride of these
+    (B, C, N) tensors: each run of VEC elements along the unit stride starts VEC-aligned (the tensors'
+    storage is 16-byte aligned), which tells Triton it may load them as one vector where its
+    own specialization (divisibility by 16) does not."""
+    g = 0
+    for t in tensors:
+        for v in (*t.shape[1:], *(st for st in t.stride() if st != 1)):
+            g = math.gcd(g, v)
+    vec = 1
+    while vec < 16 and g % (2 * vec) == 0:
+        vec *= 2
+    return vec
+
+
+def _hint(t: torch.Tensor, vec: int) -> tuple:
+    """The divisibility (channels, pixels) of a [BC, BN] tile of offsets into t, in Triton's
+    sense (of the first element of each contiguous run along the dimension): VEC along the unit
+    stride's dimension and along any dimension when neither stride is 1 (every offset is then
+    a multiple of VEC), 1 along the other dimension (its offsets step by the unit stride)."""
+    sc, sn = t.stride(1), t.stride(2)
+    return (1 if sn == 1 and sc != 1 else vec, 1 if sc == 1 and sn != 1 else vec)
+
+
 def _squeeze_launch(a3, b3, partials, cfg) -> "_triton.Launch":
     """partials[b, split, c] = sum over the split's pixels of a (times b)."""
     B, C, N = a3.shape
@@ -265,7 +329,9 @@ def _squeeze_launch(a3, b3, partials, cfg) -> "_triton.Launch":
         "squeeze", _channel_attention_squeeze_kernel,
         (B, triton.cdiv(C, cfg["BC"]), cfg["splits"]),
         (a3, bb, partials, C, N, cfg["pixels_per_split"], *a3.stride(), *bb.stride()),
-        dict(HAS_B=b3 is not None, BC=cfg["BC"], BN=cfg["BN"], num_warps=cfg["num_warps"]),
+        dict(HAS_B=b3 is not None, WIDE=_wide(a3, bb), BC=cfg["BC"], BN=cfg["BN"],
+             VEC=_vector(a3, bb), HINT_A=_hint(a3, _vector(a3, bb)),
+             HINT_B=_hint(bb, _vector(a3, bb)), num_warps=cfg["num_warps"]),
         bytes=_nbytes(a3, b3, partials), in_flight_bytes=tile,
         steps=cfg["pixels_per_split"] // cfg["BN"], streams_features=True)
 
@@ -278,7 +344,9 @@ def _excite_launch(in3, out3, scale, shift, cfg) -> "_triton.Launch":
         (B, triton.cdiv(C, cfg["BC"]), triton.cdiv(N, cfg["BN"])),
         (in3, out3, scale, shift if shift is not None else scale, C, N, *in3.stride(),
          *out3.stride()),
-        dict(HAS_SHIFT=shift is not None, BC=cfg["BC"], BN=cfg["BN"],
+        dict(HAS_SHIFT=shift is not None, WIDE=_wide(in3, out3), VEC=_vector(in3, out3),
+             HINT_IN=_hint(in3, _vector(in3, out3)), HINT_OUT=_hint(out3, _vector(in3, out3)),
+             BC=cfg["BC"], BN=cfg["BN"],
              num_warps=cfg["num_warps"]),
         bytes=_nbytes(in3, out3, scale, shift),
         in_flight_bytes=cfg["BC"] * cfg["BN"] * in3.element_size(), steps=1,
@@ -359,8 +427,9 @@ def backward_launches(grad_y, x, fc1_weight, fc2_weight, squeezed, hidden, gate_
                                         ("fc2_grad", du, z, grad_fc2_weight, grad_fc2_bias, C, R)):
         launches.append(_triton.Launch(
             name, _channel_attention_batch_outer_kernel, (triton.cdiv(I, 32), triton.cdiv(J, 32)),
-            (a, v, out, bias, B, I, J), dict(BI=32, BJ=32, num_warps=4),
-            bytes=_nbytes(a, v, out, bias), in_flight_bytes=(32 + 32) * 4, steps=B, rounds=B))
+            (a, v, out, bias, B, I, J), dict(BB=16, BI=32, BJ=32, num_warps=4),
+            bytes=_nbytes(a, v, out, bias), in_flight_bytes=16 * (32 + 32) * 4,
+            steps=triton.cdiv(B, 16), rounds=triton.cdiv(B, 16)))
     return launches
 
 
