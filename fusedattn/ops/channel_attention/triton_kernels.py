@@ -71,32 +71,34 @@ def _offset_type(i, WIDE: tl.constexpr):
 def _channel_attention_squeeze_kernel(
     a_ptr, b_ptr, partial_ptr, C, N, pixels_per_split,
     s_ab, s_ac, s_an, s_bb, s_bc, s_bn,
-    HAS_B: tl.constexpr, WIDE: tl.constexpr, VEC: tl.constexpr, HINT_A: tl.constexpr,
+    HAS_B: tl.constexpr, WIDE: tl.constexpr, DIV: tl.constexpr, HINT_A: tl.constexpr,
     HINT_B: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
 ):
     """Grid (B, channel blocks, splits): partial[b, split, c] = sum over the split's pixels of
     a[b, c, n] (times b[b, c, n] when HAS_B). Offsets within a sample are int32 unless WIDE."""
     b = tl.program_id(0).to(tl.int64)
-    if VEC > 1:
-        s_ab, s_bb = tl.multiple_of(s_ab, VEC), tl.multiple_of(s_bb, VEC)
+    if DIV[2] > 1:
+        s_ab = tl.multiple_of(s_ab, DIV[2])
+    if DIV[3] > 1:
+        s_bb = tl.multiple_of(s_bb, DIV[3])
     a_ptr += b * s_ab
     b_ptr += b * s_bb
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     split = tl.program_id(2)
     n_begin = split * pixels_per_split
     n_end = tl.minimum(n_begin + pixels_per_split, N)
-    if VEC > 1:
-        n_end = tl.multiple_of(n_end, VEC)
-        C = tl.multiple_of(C, VEC)
+    if DIV[1] > 1:
+        n_end = tl.multiple_of(n_end, DIV[1])
+    if DIV[0] > 1:
+        C = tl.multiple_of(C, DIV[0])
     acc = tl.zeros([BC], tl.float32)
     for n0 in range(n_begin, n_end, BN):
         n = n0 + tl.arange(0, BN)
         mask = (c[:, None] < C) & (n[None, :] < n_end)
         cc, nn = _offset_type(c[:, None], WIDE), _offset_type(n[None, :], WIDE)
         off_a, off_b = cc * s_ac + nn * s_an, cc * s_bc + nn * s_bn
-        if VEC > 1:
-            off_a = tl.multiple_of(off_a, [HINT_A[0], HINT_A[1]])
-            off_b = tl.multiple_of(off_b, [HINT_B[0], HINT_B[1]])
+        off_a = tl.multiple_of(off_a, [HINT_A[0], HINT_A[1]])
+        off_b = tl.multiple_of(off_b, [HINT_B[0], HINT_B[1]])
         x = tl.load(a_ptr + off_a, mask=mask, other=0.0).to(tl.float32)
         if HAS_B:
             x *= tl.load(b_ptr + off_b, mask=mask, other=0.0).to(tl.float32)
@@ -215,7 +217,7 @@ def _channel_attention_batch_outer_kernel(
 def _channel_attention_excite_kernel(
     in_ptr, out_ptr, scale_ptr, shift_ptr, C, N,
     s_ib, s_ic, s_in, s_ob, s_oc, s_on,
-    HAS_SHIFT: tl.constexpr, WIDE: tl.constexpr, VEC: tl.constexpr, HINT_IN: tl.constexpr,
+    HAS_SHIFT: tl.constexpr, WIDE: tl.constexpr, DIV: tl.constexpr, HINT_IN: tl.constexpr,
     HINT_OUT: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
 ):
     """Grid (B, channel blocks, pixel blocks): out = in * scale[b, c] (+ shift[b, c]).
@@ -223,15 +225,19 @@ def _channel_attention_excite_kernel(
     b = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1) * BC + tl.arange(0, BC)
     n = tl.program_id(2) * BN + tl.arange(0, BN)
-    if VEC > 1:
-        C, N = tl.multiple_of(C, VEC), tl.multiple_of(N, VEC)
-        s_ib, s_ob = tl.multiple_of(s_ib, VEC), tl.multiple_of(s_ob, VEC)
+    if DIV[0] > 1:
+        C = tl.multiple_of(C, DIV[0])
+    if DIV[1] > 1:
+        N = tl.multiple_of(N, DIV[1])
+    if DIV[2] > 1:
+        s_ib = tl.multiple_of(s_ib, DIV[2])
+    if DIV[3] > 1:
+        s_ob = tl.multiple_of(s_ob, DIV[3])
     mask = (c[:, None] < C) & (n[None, :] < N)
     c64, n64 = _offset_type(c[:, None], WIDE), _offset_type(n[None, :], WIDE)
     off_in, off_out = c64 * s_ic + n64 * s_in, c64 * s_oc + n64 * s_on
-    if VEC > 1:
-        off_in = tl.multiple_of(off_in, [HINT_IN[0], HINT_IN[1]])
-        off_out = tl.multiple_of(off_out, [HINT_OUT[0], HINT_OUT[1]])
+    off_in = tl.multiple_of(off_in, [HINT_IN[0], HINT_IN[1]])
+    off_out = tl.multiple_of(off_out, [HINT_OUT[0], HINT_OUT[1]])
     x = tl.load(in_ptr + b * s_ib + off_in, mask=mask, other=0.0).to(tl.float32)
     y = x * tl.load(scale_ptr + b * C + c, mask=c < C, other=0.0)[:, None]
     if HAS_SHIFT:
@@ -252,7 +258,7 @@ def launch_config(B: int, C: int, N: int, R: int, programs: int) -> dict:
     - splits: the pixels of the squeeze split until there are ~`programs` programs, at least
       one BN tile each;
     - RP: R padded to a power of two (the MLP holds the whole bottleneck), MLP_BC channels per
-      MLP tile so that a [RP, MLP_BC] weight tile is 4096 elements, SB splits summed per load
+      MLP tile so that a [RP, MLP_BC] weight tile is 2048 elements, SB splits summed per load
       so that a [SB, MLP_BC] tile of the partial sums is at most 2048 elements (with the weight
       tile, no spills)."""
     BN = max(16, min(128, triton.next_power_of_2(N)))
@@ -266,7 +272,7 @@ def launch_config(B: int, C: int, N: int, R: int, programs: int) -> dict:
     per_split = triton.cdiv(triton.cdiv(N, splits), BN) * BN
     splits = triton.cdiv(N, per_split)
     RP = max(2, triton.next_power_of_2(R))
-    MLP_BC = max(16, min(triton.next_power_of_2(C), 4096 // RP))
+    MLP_BC = max(16, min(triton.next_power_of_2(C), 2048 // RP))
     SB = max(2, min(triton.next_power_of_2(splits), 2048 // MLP_BC))
     return dict(BN=BN, BC=BC, splits=splits, pixels_per_split=per_split, RP=RP, MLP_BC=MLP_BC,
                 SB=SB, num_warps=warps, mlp_warps=4)
@@ -296,28 +302,36 @@ def _wide(*tensors) -> bool:
                >= 2 ** 31 for t in tensors)
 
 
-def _vector(*tensors) -> int:
-    """The largest power of two, at most 16, dividing C, N and every non-unit stride of these
-    (B, C, N) tensors: each run of VEC elements along the unit stride starts VEC-aligned (the tensors'
-    storage is 16-byte aligned), which tells Triton it may load them as one vector where its
-    own specialization (divisibility by 16) does not."""
+def _pow2(*values) -> int:
+    """The largest power of two, at most 16, dividing every value (16 for none or all zero)."""
     g = 0
-    for t in tensors:
-        for v in (*t.shape[1:], *(st for st in t.stride() if st != 1)):
-            g = math.gcd(g, v)
-    vec = 1
-    while vec < 16 and g % (2 * vec) == 0:
-        vec *= 2
-    return vec
+    for v in values:
+        g = math.gcd(g, v)
+    d = 1
+    while d < 16 and (g == 0 or g % (2 * d) == 0):
+        d *= 2
+    return d
 
 
-def _hint(t: torch.Tensor, vec: int) -> tuple:
-    """The divisibility (channels, pixels) of a [BC, BN] tile of offsets into t, in Triton's
-    sense (of the first element of each contiguous run along the dimension): VEC along the unit
-    stride's dimension and along any dimension when neither stride is 1 (every offset is then
-    a multiple of VEC), 1 along the other dimension (its offsets step by the unit stride)."""
+def _divisors(*values) -> tuple:
+    """Each value's largest power-of-two divisor, at most 16: what Triton may assume of it
+    (tl.multiple_of) where its own specialization (divisible by 16 or not) knows less; with
+    the storage 16-byte aligned, runs along a unit stride can then load as vectors."""
+    return tuple(_pow2(v) for v in values)
+
+
+def _hint(t: torch.Tensor) -> tuple:
+    """The divisibility (channels, pixels) of a [BC, BN] tile of offsets into a sample of t, in
+    Triton's sense (of the first element of each contiguous run along the dimension; tiles
+    start at multiples of 16): along the unit stride's dimension, the other stride's; along
+    any dimension where neither stride is 1, both strides' (every offset is a multiple); 1
+    along the other dimension (its offsets step by the unit stride)."""
     sc, sn = t.stride(1), t.stride(2)
-    return (1 if sn == 1 and sc != 1 else vec, 1 if sc == 1 and sn != 1 else vec)
+    if sn == 1 and sc != 1:
+        return (1, _pow2(sc))
+    if sc == 1 and sn != 1:
+        return (_pow2(sn), 1)
+    return (_pow2(sc, sn), _pow2(sc, sn))
 
 
 def _squeeze_launch(a3, b3, partials, cfg) -> "_triton.Launch":
@@ -330,8 +344,8 @@ def _squeeze_launch(a3, b3, partials, cfg) -> "_triton.Launch":
         (B, triton.cdiv(C, cfg["BC"]), cfg["splits"]),
         (a3, bb, partials, C, N, cfg["pixels_per_split"], *a3.stride(), *bb.stride()),
         dict(HAS_B=b3 is not None, WIDE=_wide(a3, bb), BC=cfg["BC"], BN=cfg["BN"],
-             VEC=_vector(a3, bb), HINT_A=_hint(a3, _vector(a3, bb)),
-             HINT_B=_hint(bb, _vector(a3, bb)), num_warps=cfg["num_warps"]),
+             DIV=_divisors(C, N, a3.stride(0), bb.stride(0)), HINT_A=_hint(a3),
+             HINT_B=_hint(bb), num_warps=cfg["num_warps"]),
         bytes=_nbytes(a3, b3, partials), in_flight_bytes=tile,
         steps=cfg["pixels_per_split"] // cfg["BN"], streams_features=True)
 
@@ -344,8 +358,9 @@ def _excite_launch(in3, out3, scale, shift, cfg) -> "_triton.Launch":
         (B, triton.cdiv(C, cfg["BC"]), triton.cdiv(N, cfg["BN"])),
         (in3, out3, scale, shift if shift is not None else scale, C, N, *in3.stride(),
          *out3.stride()),
-        dict(HAS_SHIFT=shift is not None, WIDE=_wide(in3, out3), VEC=_vector(in3, out3),
-             HINT_IN=_hint(in3, _vector(in3, out3)), HINT_OUT=_hint(out3, _vector(in3, out3)),
+        dict(HAS_SHIFT=shift is not None, WIDE=_wide(in3, out3),
+             DIV=_divisors(C, N, in3.stride(0), out3.stride(0)), HINT_IN=_hint(in3),
+             HINT_OUT=_hint(out3),
              BC=cfg["BC"], BN=cfg["BN"],
              num_warps=cfg["num_warps"]),
         bytes=_nbytes(in3, out3, scale, shift),
