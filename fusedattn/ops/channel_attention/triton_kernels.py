@@ -272,7 +272,7 @@ def launch_config(B: int, C: int, N: int, R: int, programs: int) -> dict:
     per_split = triton.cdiv(triton.cdiv(N, splits), BN) * BN
     splits = triton.cdiv(N, per_split)
     RP = max(2, triton.next_power_of_2(R))
-    MLP_BC = max(16, min(triton.next_power_of_2(C), 2048 // RP))
+    MLP_BC = max(16, min(triton.next_power_of_2(C), 2048 // RP, 64))
     SB = max(2, min(triton.next_power_of_2(splits), 2048 // MLP_BC))
     return dict(BN=BN, BC=BC, splits=splits, pixels_per_split=per_split, RP=RP, MLP_BC=MLP_BC,
                 SB=SB, num_warps=warps, mlp_warps=4)
