@@ -100,12 +100,7 @@ def floor(shape, dtype: torch.dtype, mode: str) -> int:
     return {"forward": forward, "forward+backward": forward + backward}[mode]
 
 
-# Not yet named triton_launches (the name the report looks for): with it, the report's --check
-# finds 2 violations in these launches at bf16 (Triton 3.8, sm_90): the MLP backward kernel at
-# C = 256, R = 16 (B = 1 and 32) uses 8 bytes of local memory (3 LDL/STL) at 48/40 registers,
-# which is not register pressure (8 warps instead of 4 removes it there but adds it at 4 other
-# shapes). Rename to enable once the MLP kernels are free of it.
-def _triton_launches(shape, layout: str, dtype: torch.dtype, part: str, sms: int) -> list:
+def triton_launches(shape, layout: str, dtype: torch.dtype, part: str, sms: int) -> list:
     """The Triton launches (fusedattn._triton.Launch) of `part` of a call at `shape` (the
     benchmarks' parameters: in x's dtype, with biases), built by the launchers themselves over
     CPU tensors of the call's shapes and strides (never touched: torch.empty) for a GPU of `sms`
