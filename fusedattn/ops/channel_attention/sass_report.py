@@ -105,3 +105,31 @@ def floor(shape, dtype: torch.dtype, mode: str) -> int:
     forward = 2 * X if slab_in_l2(shape, e, 1) else 3 * X
     backward = 3 * X if slab_in_l2(shape, e, 2) else 4 * X
     return {"forward": forward, "forward+backward": forward + backward}[mode]
+
+
+def triton_launches(shape, layout: str, dtype: torch.dtype, part: str, sms: int) -> list:
+    """The Triton launches (fusedattn._triton.Launch) of `part` of a call at `shape` (the
+    benchmarks' parameters: in x's dtype, with biases), built by the launchers themselves over
+    CPU tensors of the call's shapes and strides (never touched: torch.empty) for a GPU of `sms`
+    SMs."""
+    from . import autograd, triton_kernels as tk
+    B, C, R = shape.B, shape.C, shape.R
+    memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.empty((B, C, shape.H, shape.W), dtype=dtype, memory_format=memory_format)
+    w1, w2 = torch.empty((R, C, 1, 1), dtype=dtype), torch.empty((C, R, 1, 1), dtype=dtype)
+    b1, b2 = torch.empty((R,), dtype=dtype), torch.empty((C,), dtype=dtype)
+    y, squeezed, hidden, logits = autograd.forward_fake(x, w1, b1, w2, b2, "relu", "sigmoid")
+    if part == "forward":
+        return tk.forward_launches(x, w1, b1, w2, b2, y, squeezed, hidden, logits, "relu",
+                                   "sigmoid", programs=2 * sms)
+    gx, gw1, gb1, gw2, gb2 = autograd.backward_fake(y, x, w1, w2, squeezed, hidden, logits,
+                                                    "relu", "sigmoid")
+    return tk.backward_launches(y, x, w1, w2, squeezed, hidden, logits, gx, gw1, gb1, gw2, gb2,
+                                "relu", "sigmoid", programs=2 * sms)
+
+
+def triton_aligned(shape, layout: str) -> bool:
+    """Whether x's non-unit stride lets Triton load 16-byte vectors (divisible by 16 elements,
+    which its specialization marks)."""
+    sb, sc, sn = feature_strides(shape, layout)
+    return (sc if sn == 1 else sn) % 16 == 0
