@@ -9,7 +9,7 @@ makes one block stream several pixel chunks (forward) and channel tiles (backwar
 cp.async ring turns over; the block orders show any dependence on the order blocks run in.
 """
 
-from typing import NamedTuple
+from mutant import Mutant  # tests/emulation/mutant.py (sanitize.py puts it on the path)
 
 CASES = ["tiles", "maps33", "maps64", "maps9", "maps70", "small_map", "one_pixel", "no_channels"]
 LAYOUTS = ["nchw", "nhwc", "dense", "rows8"]
@@ -35,18 +35,6 @@ CLEAN += [
     ("tsan", ["maps33", "bfloat16", "nhwc"], ONE_SM),
     ("tsan", ["one_pixel", "float32", "nhwc"], None),
 ]
-
-
-class Mutant(NamedTuple):
-    name: str
-    file: str           # under csrc/
-    old: str            # must occur exactly once
-    new: str
-    flavor: str         # the sanitizer build it runs in
-    args: list
-    env: dict
-    expect: list        # regexes the failing run's output must all match
-    why: str
 
 
 TILES = ["tiles", "bfloat16", "nchw"]

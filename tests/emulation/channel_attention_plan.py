@@ -8,7 +8,7 @@ runs only launches of at most 8000 threads (fibers cost ~1.4 ms each): the "smal
 one-pixel case and batch chunks, with a small SM count so that no split multiplies the grid.
 """
 
-from typing import NamedTuple
+from mutant import Mutant  # tests/emulation/mutant.py (sanitize.py puts it on the path)
 
 CASES = ["tiles", "wide", "chunks", "one_pixel", "small", "big_mlp"]  # (+ long_rows below)
 DTYPES = ["float32", "bfloat16", "float16"]
@@ -32,18 +32,6 @@ CLEAN += [("tsan", ["small", dtype, layout], SMALL_GRIDS)
 CLEAN += [("tsan", ["one_pixel", "float32", "nhwc"], SMALL_GRIDS),
           ("tsan", ["small", "bfloat16", "nchw_dense"], SMALL_GRIDS),
           ("tsan", ["chunks", "bfloat16", "nchw"], SMALL_GRIDS)]
-
-
-class Mutant(NamedTuple):
-    name: str
-    file: str           # under csrc/
-    old: str            # must occur exactly once
-    new: str
-    flavor: str         # the sanitizer build it runs in
-    args: list
-    env: dict
-    expect: list        # regexes the failing run's output must all match
-    why: str
 
 
 STREAMING = "channel_attention/cuda/streaming.cu"

@@ -105,6 +105,8 @@ def run(exe: Path, args: list[str], env: dict | None = None) -> tuple[int, str]:
 
 
 def load_plan(op: str):
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))  # the plans import mutant.py
     spec = importlib.util.spec_from_file_location(f"{op}_plan", HERE / f"{op}_plan.py")
     plan = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plan)
