@@ -30,6 +30,7 @@
 
 #include "attention_pool/cuda/kernels.h"
 #include "common/cuda/convert.cuh"
+#include "driver_values.h"
 
 namespace {
 
@@ -55,27 +56,9 @@ const std::map<std::string, Case> kCases = {
 };
 
 // Deterministic values in [-2, 2).
-class Random {
- public:
-  explicit Random(uint64_t seed) : state_(seed) {}
-  double next() {
-    state_ = state_ * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<double>(state_ >> 11) / 9007199254740992.0 * 4.0 - 2.0;
-  }
-
- private:
-  uint64_t state_;
-};
-
-template <typename T> T to_storage(double x);
-template <> float to_storage<float>(double x) { return static_cast<float>(x); }
-template <> __half to_storage<__half>(double x) { return __float2half_rn(static_cast<float>(x)); }
-template <> __nv_bfloat16 to_storage<__nv_bfloat16>(double x) {
-  return __float2bfloat16_rn(static_cast<float>(x));
-}
-double to_double(float x) { return x; }
-double to_double(__half x) { return __half2float(x); }
-double to_double(__nv_bfloat16 x) { return __bfloat162float(x); }
+using fusedattn::emulation::driver::Random;
+using fusedattn::emulation::driver::to_double;
+using fusedattn::emulation::driver::to_storage;
 
 enum class Layout { kNchw, kNhwc, kDense, kRows8 };
 

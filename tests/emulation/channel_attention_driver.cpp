@@ -22,6 +22,7 @@
 #include "common/cuda/runtime.cuh"
 #include "common/emulation/emulator.h"
 #include "common/emulation/padded_rows.h"
+#include "driver_values.h"
 
 namespace {
 
@@ -53,27 +54,9 @@ const std::map<std::string, Case> kCases = {
     {"big_mlp", {1, 3200, 1, 1, 4, false, true, true, 52428800}},
 };
 
-class Random {
- public:
-  explicit Random(uint64_t seed) : state_(seed) {}
-  double next() {  // [-2, 2)
-    state_ = state_ * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<double>(state_ >> 11) / 9007199254740992.0 * 4.0 - 2.0;
-  }
-
- private:
-  uint64_t state_;
-};
-
-template <typename T> T to_storage(double x);
-template <> float to_storage<float>(double x) { return static_cast<float>(x); }
-template <> __half to_storage<__half>(double x) { return __float2half_rn(static_cast<float>(x)); }
-template <> __nv_bfloat16 to_storage<__nv_bfloat16>(double x) {
-  return __float2bfloat16_rn(static_cast<float>(x));
-}
-double to_double(float x) { return x; }
-double to_double(__half x) { return __half2float(x); }
-double to_double(__nv_bfloat16 x) { return __bfloat162float(x); }
+using fusedattn::emulation::driver::Random;
+using fusedattn::emulation::driver::to_double;
+using fusedattn::emulation::driver::to_storage;
 
 // A (B, C, N) tensor as padded rows: along the pixels (nchw) or along the channels (nhwc), each
 // row 16-byte aligned and followed by poisoned padding; or dense (rows back to back).
