@@ -45,15 +45,15 @@ MUTANTS = [
            "the ring's barrier deleted: a stage is read before every thread's copies landed, and "
            "refilled while other warps still read it"),
     Mutant("global_tile_bound", "attention_pool/cuda/common.cuh",
-           "        ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N - n0);",
-           "        ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N + 1 - n0);", "asan",
+           "      copy_(ft, channels, pixels);",
+           "      copy_(ft, channels, pixels + 1);", "asan",
            TILES, {}, [r"AddressSanitizer: use-after-poison"],
            "a feature tile's pixel bound one past: the copy reads the poisoned gap after a row"),
     Mutant("shared_tile_bound", "common/cuda/tile.cuh",
-           "\n    if (kChunks % kThreads != 0 && i >= kChunks) break;",
-           "\n    if (kChunks % kThreads != 0 && i > kChunks) break;", "asan", TILES, {},
+           "threadIdx.x + step * kThreads < kChunks;",
+           "threadIdx.x + step * kThreads <= kChunks;", "asan", TILES, {},
            [r"AddressSanitizer: (heap-buffer-overflow|use-after-poison)"],
-           "a tile copy's loop bound one past: the last stage's copy lands past the block's "
+           "a tile copy's chunk bound one past: the last stage's copy lands past the block's "
            "shared memory (on the emulator's poisoned guard after it)"),
     Mutant("shuffle_exited_lanes", "attention_pool/cuda/forward.cu",
            "    const float D = block_sum<kStatsThreads>(partial, scratch);",
@@ -63,8 +63,10 @@ MUTANTS = [
            "threads past the last pixel return before the block's sum: its shuffles name "
            "exited lanes"),
     Mutant("uninitialized_shared", "common/cuda/tile.cuh",
-           "    ptx::cp_async_cg(dst + r * kLd + c, from, static_cast<int>(valid * sizeof(T)));",
-           "    if (valid > 0) ptx::cp_async_cg(dst + r * kLd + c, from, static_cast<int>(valid * sizeof(T)));",
+           "      ptx::cp_async_cg(dst + row_[step] * kLd + col_[step], src_[step],\n"
+           "                       valid * static_cast<int>(sizeof(T)));",
+           "      if (valid > 0) ptx::cp_async_cg(dst + row_[step] * kLd + col_[step], src_[step],\n"
+           "                       valid * static_cast<int>(sizeof(T)));",
            "asan", TILES, {}, [r"FAILED", r"got -?nan"],
            "chunks past a tile's edge left unwritten instead of zero-filled: shared memory read "
            "back as NaN"),

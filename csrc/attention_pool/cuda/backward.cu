@@ -22,17 +22,33 @@ struct MapsArgs {
   int64_t w_rows, w_cols, gv_cols;
 };
 
+// Blocks over (sample, tile of kMapsRows scratch rows): the rows of the recalibrated maps w =
+// s sigmoid(a) (zero past K rows and N pixels, so that padded tiles contribute nothing) and of
+// gv padded to whole channel tiles.
 template <typename T>
-__global__ void __launch_bounds__(kStatsThreads) maps_kernel(MapsArgs p) {
-  const int64_t b = blockIdx.x;
-  write_maps(static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, p.K, p.N,
-             p.importance + b * p.K, static_cast<T*>(p.w) + b * p.w_rows * p.w_cols, p.w_rows,
-             p.w_cols);
+__global__ void __launch_bounds__(kMapsThreads) maps_kernel(MapsArgs p) {
+  const BlockIndex3 at(blockIdx.x, p.w_rows / kMapsRows, 1);
+  const int64_t b = at.outer, row0 = at.middle * kMapsRows;
+  const T* a = static_cast<const T*>(p.logits) + b * p.sab;
+  const float* s = p.importance + b * p.K;
+  T* w = static_cast<T*>(p.w) + (b * p.w_rows + row0) * p.w_cols;
+  for_each_element<kMapsUnroll>(
+      kMapsRows, p.w_cols,
+      [&](int64_t i, int64_t n) {
+        const int64_t row = row0 + i;
+        return row < p.K && n < p.N ? s[row] * fm::sigmoid(load_logit(a, p.sak, p.san, row, n))
+                                    : 0.f;
+      },
+      [&](int64_t i, int64_t n, float value) { w[i * p.w_cols + n] = from_float<T>(value); });
   const T* gv = static_cast<const T*>(p.grad_pooled) + b * p.K * p.C;
-  T* padded = static_cast<T*>(p.gv) + b * p.w_rows * p.gv_cols;
-  for_each_element<4>(p.w_rows, p.gv_cols, [&](int64_t row, int64_t c) {
-    padded[row * p.gv_cols + c] = row < p.K && c < p.C ? gv[row * p.C + c] : from_float<T>(0.f);
-  });
+  T* padded = static_cast<T*>(p.gv) + (b * p.w_rows + row0) * p.gv_cols;
+  for_each_element<kMapsUnroll>(
+      kMapsRows, p.gv_cols,
+      [&](int64_t i, int64_t c) {
+        const int64_t row = row0 + i;
+        return row < p.K && c < p.C ? gv[row * p.C + c] : from_float<T>(0.f);
+      },
+      [&](int64_t i, int64_t c, T value) { padded[i * p.gv_cols + c] = value; });
 }
 
 struct FeaturesArgs {
@@ -125,7 +141,7 @@ __global__ void __launch_bounds__(kTileThreads,
   const int64_t tile_begin = split * p.tiles_per_split;
   const int64_t tile_end = tile_begin + p.tiles_per_split < p.channel_tiles
                                ? tile_begin + p.tiles_per_split : p.channel_tiles;
-  const int64_t steps = tile_end - tile_begin;
+  const int steps = static_cast<int>(tile_end - tile_begin);
   const int64_t n0 = chunk * Tiles::kExtent;
   const T* f = static_cast<const T*>(p.features) + b * p.sfb;
   const T* gv = static_cast<const T*>(p.gv) + (b * p.w_rows + k0) * p.gv_cols;
@@ -136,14 +152,22 @@ __global__ void __launch_bounds__(kTileThreads,
       wt, static_cast<const T*>(p.w) + (b * p.w_rows + k0) * p.w_cols + n0, p.w_cols,
       Tiles::kMapRows16, Tiles::kExtent);
 
-  // Issues the copies of channel tile `tile` (features and gv) into stage `stage`.
-  auto load = [&](int64_t tile, int stage) {
+  // Cursors over the split's channel tiles (gv's scratch holds whole tiles): each load issues
+  // the copies of the next tile (features and gv) into stage `stage`.
+  const int64_t c0 = tile_begin * kChannelTile;
+  TileCopy<T, Tiles::kMapRows16, kChannelTile, Tiles::kLdc, kTileThreads> copy_gv(gv + c0,
+                                                                                 p.gv_cols);
+  FeatureTileCopy<T, Tiles, kLoad> copy_features(p, f + c0 * p.sfc + n0 * p.sfn);
+  const int64_t feature_step = kChannelTile * p.sfc;
+  const int pixels_left = loop_count(p.N - n0);
+  int channels_left = loop_count(p.C - c0);
+  auto load = [&](int stage) {
     T* ft = ring + stage * Tiles::kFeaturesStageElements;
-    T* gvt = ft + Tiles::kFeatureElements;
-    const int64_t c0 = tile * kChannelTile, channels = p.C - c0;
-    copy_tile_async<T, Tiles::kMapRows16, kChannelTile, Tiles::kLdc, kTileThreads>(
-        gvt, gv + c0, p.gv_cols, Tiles::kMapRows16, kChannelTile);
-    copy_feature_tile<T, Tiles, kLoad>(ft, f, p, c0, n0, channels);
+    copy_gv.whole(ft + Tiles::kFeatureElements);
+    copy_features(ft, p, channels_left, pixels_left);
+    copy_gv.advance(kChannelTile);
+    copy_features.advance(feature_step);
+    channels_left -= kChannelTile;
   };
 
   const int warp = threadIdx.x / 32;
@@ -152,13 +176,14 @@ __global__ void __launch_bounds__(kTileThreads,
   float gw_acc[kMapTiles][4] = {};
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) {
-    if (i < steps) load(tile_begin + i, i);
+    if (i < steps) load(i);
     ptx::cp_async_commit_group();
   }
-  for (int64_t step = 0; step < steps; ++step) {
+#pragma unroll 1  // (one stage per iteration: unrolled, the ring only grows the code)
+  for (int step = 0; step < steps; ++step) {
     ptx::cp_async_wait_group<kStages - 2>();
     __syncthreads();  // this stage (and the map tile) landed; the previous stage is consumed
-    if (step + kStages - 1 < steps) load(tile_begin + step + kStages - 1, (step + kStages - 1) % kStages);
+    if (step + kStages - 1 < steps) load((step + kStages - 1) % kStages);
     ptx::cp_async_commit_group();
     const T* ft = ring + (step % kStages) * Tiles::kFeaturesStageElements;
     const T* gvt = ft + Tiles::kFeatureElements;
@@ -276,39 +301,63 @@ struct EpilogueArgs {
 };
 
 // Per pixel: gw summed over the channel splits (in split order, into split 0's slot); per map
-// and pixel tile: sum_n gw sig, and the probability mass of the pixels the map wins.
+// and pixel tile: sum_n gw sig, and the probability mass of the pixels the map wins. Maps go
+// kGatherMaps at a time: each warp's sums (shuffles) meet in shared memory, added in warp
+// order once per group of maps, not a block-wide sum per map.
 template <typename T>
 __global__ void __launch_bounds__(kEpilogueThreads) gather_kernel(EpilogueArgs p) {
-  float* scratch = dynamic_shared_memory<float>();  // [kStatsWarps]
+  constexpr int kWarps = kEpilogueThreads / 32;
+  float* warp_sums = dynamic_shared_memory<float>();  // [2][kGatherMaps][kWarps]
   const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
   const int64_t b = at.outer, block = at.middle;
   const int64_t n = block * kEpilogueThreads + threadIdx.x;
   const bool in = n < p.N;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
   const float* s = p.importance + b * p.K;
   const float* lse = p.logsumexp + b * p.K;
   float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
   const int64_t split_stride = p.w_rows * p.w_cols;
-  float best;
-  const int winner = in && p.grad_diversity != nullptr
-                         ? pixel_winner(a, p.sak, p.san, p.K, n, s, lse, &best) : -1;
+  const PixelWinner winner = in && p.grad_diversity != nullptr
+                                 ? pixel_winner(a, p.sak, p.san, p.K, n, s, lse) : PixelWinner{};
   float* sums = p.sums + (b * p.pixel_blocks + block) * 2 * p.K;
-  for (int64_t k = 0; k < p.K; ++k) {
-    float gw_sig = 0.f, won = 0.f;
-    if (in) {
+  for (int64_t k0 = 0; k0 < p.K; k0 += kGatherMaps) {
+    const int maps = static_cast<int>(p.K - k0 < kGatherMaps ? p.K - k0 : kGatherMaps);
+    for (int i = 0; i < maps; i += kLogitBatch) {
+      float x[kLogitBatch], total[kLogitBatch];
+#pragma unroll
+      for (int u = 0; u < kLogitBatch; ++u) {  // loads first: a batch's are in flight together
+        const int64_t k = k0 + i + u;
+        x[u] = total[u] = 0.f;
+        if (in && i + u < maps) {
+          x[u] = load_logit(a, p.sak, p.san, k, n);
+          for (int64_t j = 0; j < p.channel_splits; ++j) {
+            total[u] += gw[j * split_stride + k * p.w_cols + n];
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kLogitBatch; ++u) {
+        const int64_t k = k0 + i + u;
+        if (i + u >= maps) break;
+        if (in) gw[k * p.w_cols + n] = total[u];
+        const float gw_sig = warp_sum(in ? total[u] * fm::sigmoid(x[u]) : 0.f);
+        const float won = warp_sum(winner.winner == k ? fm::pixel_prob(x[u], lse[k]) : 0.f);
+        if (lane == 0) {
+          warp_sums[(i + u) * kWarps + warp] = gw_sig;
+          warp_sums[(kGatherMaps + i + u) * kWarps + warp] = won;
+        }
+      }
+    }
+    __syncthreads();
+    const int t = static_cast<int>(threadIdx.x);
+    if (t < 2 * maps) {
+      const int which = t / maps, j = t % maps;
       float total = 0.f;
-      for (int64_t i = 0; i < p.channel_splits; ++i) total += gw[i * split_stride + k * p.w_cols + n];
-      gw[k * p.w_cols + n] = total;
-      const float x = load_logit(a, p.sak, p.san, k, n);
-      gw_sig = total * fm::sigmoid(x);
-      if (winner == k) won = fm::pixel_prob(x, lse[k]);
+      for (int w = 0; w < kWarps; ++w) total += warp_sums[(which * kGatherMaps + j) * kWarps + w];
+      sums[which * p.K + k0 + j] = total;
     }
-    gw_sig = block_sum<kEpilogueThreads>(gw_sig, scratch);
-    won = block_sum<kEpilogueThreads>(won, scratch);
-    if (threadIdx.x == 0) {
-      sums[k] = gw_sig;
-      sums[p.K + k] = won;
-    }
+    __syncthreads();  // warp_sums is free for the next group
   }
 }
 
@@ -345,17 +394,27 @@ __global__ void __launch_bounds__(kEpilogueThreads) logits_kernel(EpilogueArgs p
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
   const float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
   const float inv_n = 1.f / static_cast<float>(p.N);
-  float best;
-  const int winner = p.grad_diversity != nullptr
-                         ? pixel_winner(a, p.sak, p.san, p.K, n, s, lse, &best) : -1;
+  const PixelWinner winner = p.grad_diversity != nullptr
+                                 ? pixel_winner(a, p.sak, p.san, p.K, n, s, lse) : PixelWinner{};
   T* ga = static_cast<T*>(p.grad_logits) + b * p.gab;
-  for (int64_t k = 0; k < p.K; ++k) {
-    const float x = load_logit(a, p.sak, p.san, k, n);
-    const float sig = fm::sigmoid(x);
-    const float gsig = fm::sigmoid_map_grad(s[k], gw[k * p.w_cols + n], gg[k], inv_n);
-    const float prob = p.grad_diversity != nullptr ? fm::pixel_prob(x, lse[k]) : 0.f;
-    const float gp = winner == k ? -gd * s[k] : 0.f;
-    ga[k * p.gak + n * p.gan] = from_float<T>(fm::logit_grad(gsig, sig, prob, gp, p_dot_gp[k]));
+  for (int64_t k0 = 0; k0 < p.K; k0 += kLogitBatch) {
+    float x[kLogitBatch], g[kLogitBatch];
+#pragma unroll
+    for (int u = 0; u < kLogitBatch; ++u) {  // loads first: a batch's are in flight together
+      const int64_t k = k0 + u;
+      x[u] = k < p.K ? load_logit(a, p.sak, p.san, k, n) : 0.f;
+      g[u] = k < p.K ? gw[k * p.w_cols + n] : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < kLogitBatch; ++u) {
+      const int64_t k = k0 + u;
+      if (k >= p.K) break;
+      const float sig = fm::sigmoid(x[u]);
+      const float gsig = fm::sigmoid_map_grad(s[k], g[u], gg[k], inv_n);
+      const float prob = p.grad_diversity != nullptr ? fm::pixel_prob(x[u], lse[k]) : 0.f;
+      const float gp = winner.winner == k ? -gd * s[k] : 0.f;
+      ga[k * p.gak + n * p.gan] = from_float<T>(fm::logit_grad(gsig, sig, prob, gp, p_dot_gp[k]));
+    }
   }
 }
 

@@ -1,5 +1,5 @@
-// Device code shared by the attention_pool forward and backward kernels: a sample's map
-// statistics, the recalibrated maps written once per sample, and the pixel-max winner. The
+// Device code shared by the attention_pool forward and backward kernels: the feature tiles'
+// copies, a sample's map statistics and the pixel-max winner. The
 // forward and the backward call exactly these, so they agree bit for bit.
 #pragma once
 
@@ -34,26 +34,53 @@ struct BlockIndex3 {
   }
 };
 
-// Issues the copies of the feature tile at channel c0, pixel n0 (`channels` left from c0) into
-// `ft`, the way the kernel's variant kLoad loads (plan.h). p: the launch's arguments (sfc, sfn,
-// N); f: the sample's features.
-template <typename T, typename Tiles, FeatureLoad kLoad, typename Args>
-__device__ __forceinline__ void copy_feature_tile(T* ft, const T* f, const Args& p, int64_t c0,
-                                                  int64_t n0, int64_t channels) {
-  if constexpr (kLoad == FeatureLoad::kNchw) {
-    copy_tile_async<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
-        ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, channels, p.N - n0);
-  } else if constexpr (kLoad == FeatureLoad::kNhwc) {
-    copy_tile_async<T, kPixelTile, kChannelTile, Tiles::kLdc, kTileThreads>(
-        ft, f + n0 * p.sfn + c0, p.sfn, p.N - n0, channels);
-  } else if constexpr (kLoad == FeatureLoad::kFlat) {
-    copy_span_async<T, kTileThreads, Tiles::kFlatCapacity>(
-        ft, f + c0 * p.N, (channels < kChannelTile ? channels : kChannelTile) * p.N);
-  } else {
-    copy_tile_scalar<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
-        ft, f + c0 * p.sfc + n0 * p.sfn, p.sfc, p.sfn, channels, p.N - n0);
+// The copies of a block's feature tiles, the way the kernel's variant kLoad loads (plan.h): a
+// cursor made once per block at its first tile (origin: the tile's element (0, 0)) and moved
+// from tile to tile. p: the launch's arguments (sfc, sfn, N).
+template <typename T, typename Tiles, FeatureLoad kLoad>
+class FeatureTileCopy {
+  using Copy = std::conditional_t<
+      kLoad == FeatureLoad::kNchw, TileCopy<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>,
+      TileCopy<T, kPixelTile, kChannelTile, Tiles::kLdc, kTileThreads>>;
+  static constexpr bool kTiled = kLoad == FeatureLoad::kNchw || kLoad == FeatureLoad::kNhwc;
+  struct Origin {
+    const T* origin;
+    __device__ __forceinline__ void advance(int64_t elements) { origin += elements; }
+  };
+  std::conditional_t<kTiled, Copy, Origin> copy_;
+
+  template <typename Args>
+  __device__ __forceinline__ static auto make(const Args& p, const T* origin) {
+    if constexpr (kLoad == FeatureLoad::kNchw) return Copy(origin, p.sfc);
+    else if constexpr (kLoad == FeatureLoad::kNhwc) return Copy(origin, p.sfn);
+    else return Origin{origin};
   }
-}
+
+ public:
+  template <typename Args>
+  __device__ __forceinline__ FeatureTileCopy(const Args& p, const T* origin)
+      : copy_(make(p, origin)) {}
+
+  __device__ __forceinline__ void advance(int64_t elements) { copy_.advance(elements); }
+
+  // Issues the copies of the tile at the cursor into ft: `channels` and `pixels` exist from its
+  // origin on (loop_count()s).
+  template <typename Args>
+  __device__ __forceinline__ void operator()(T* ft, const Args& p, int channels,
+                                             int pixels) const {
+    if constexpr (kLoad == FeatureLoad::kNchw) {
+      copy_(ft, channels, pixels);
+    } else if constexpr (kLoad == FeatureLoad::kNhwc) {
+      copy_(ft, pixels, channels);
+    } else if constexpr (kLoad == FeatureLoad::kFlat) {
+      copy_span_async<T, kTileThreads, Tiles::kFlatCapacity>(
+          ft, copy_.origin, (channels < kChannelTile ? channels : kChannelTile) * p.N);
+    } else {
+      copy_tile_scalar<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
+          ft, copy_.origin, p.sfc, p.sfn, channels, pixels);
+    }
+  }
+};
 
 template <typename T>
 __device__ __forceinline__ float load_logit(const T* a, int64_t sak, int64_t san, int64_t k,
@@ -132,35 +159,48 @@ __device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t 
   __syncthreads();
 }
 
-// The pixel-max winner k*(n) and its candidate, scanning the maps upwards with torch.max's
-// tie rule.
-template <typename T>
-__device__ __forceinline__ int pixel_winner(const T* a, int64_t sak, int64_t san, int64_t K,
-                                            int64_t n, const float* s, const float* lse,
-                                            float* best_out) {
-  float best = fm::weighted_prob(s[0], load_logit(a, sak, san, 0, n), lse[0]);
-  int winner = 0;
-  for (int64_t k = 1; k < K; ++k) {
-    const float cand = fm::weighted_prob(s[k], load_logit(a, sak, san, k, n), lse[k]);
-    if (fm::replaces_winner(cand, best)) {
-      best = cand;
+// Calls fn(k, a[k, n]) for k = 0, 1, ..., K - 1 in order, loading kLogitBatch logits before
+// using any: a kernel that walks a pixel's maps waits for ceil(K / kLogitBatch) round trips to
+// memory, not K.
+template <typename T, typename Fn>
+__device__ __forceinline__ void for_each_logit(const T* a, int64_t sak, int64_t san, int64_t K,
+                                               int64_t n, Fn&& fn) {
+  for (int64_t k0 = 0; k0 < K; k0 += kLogitBatch) {
+    float x[kLogitBatch];
+#pragma unroll
+    for (int u = 0; u < kLogitBatch; ++u) {
+      x[u] = k0 + u < K ? load_logit(a, sak, san, k0 + u, n) : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < kLogitBatch; ++u) {
+      if (k0 + u < K) fn(k0 + u, x[u]);
+    }
+  }
+}
+
+// The pixel-max winner: fed the maps' candidates s[k] p[k, n] upwards from k = 0, it keeps the
+// winner with torch.max's tie rule.
+struct PixelWinner {
+  float best = 0.f;
+  int winner = -1;
+  __device__ __forceinline__ void add(int64_t k, float candidate) {
+    if (winner < 0 || fm::replaces_winner(candidate, best)) {
+      best = candidate;
       winner = static_cast<int>(k);
     }
   }
-  *best_out = best;
-  return winner;
-}
+};
 
-// The recalibrated maps w[row][n] = s[row] sigmoid(a[row, n]) of one sample, in the input
-// dtype, into the scratch the tiled kernels stream (rows w_rows, row length w_cols), zero past
-// K rows and N pixels so that padded tiles contribute nothing. Computed once per sample.
+// The pixel-max winner k*(n) and its candidate.
 template <typename T>
-__device__ void write_maps(const T* a, int64_t sak, int64_t san, int64_t K, int64_t N,
-                           const float* s, T* w, int64_t w_rows, int64_t w_cols) {
-  for_each_element<4>(w_rows, w_cols, [&](int64_t row, int64_t n) {
-    w[row * w_cols + n] = from_float<T>(
-        row < K && n < N ? s[row] * fm::sigmoid(load_logit(a, sak, san, row, n)) : 0.f);
+__device__ __forceinline__ PixelWinner pixel_winner(const T* a, int64_t sak, int64_t san,
+                                                    int64_t K, int64_t n, const float* s,
+                                                    const float* lse) {
+  PixelWinner w;
+  for_each_logit(a, sak, san, K, n, [&](int64_t k, float x) {
+    w.add(k, fm::weighted_prob(s[k], x, lse[k]));
   });
+  return w;
 }
 
 // Calls fn(std::integral_constant<int, tiles>, std::integral_constant<FeatureLoad, load>) for a

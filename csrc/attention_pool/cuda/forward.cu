@@ -1,7 +1,8 @@
-// The forward (plan.h): "stats" (one block per sample: importance, log-sum-exp, diversity, and
-// the recalibrated maps w once per sample), "pool" (v = alpha w f^T, the one pass over the
-// features, on tensor cores through a cp.async ring) and, where pixel chunks were split
-// between blocks, "reduce" (their partial sums added in a fixed order).
+// The forward (plan.h): "stats" (one block per sample: importance and log-sum-exp, then one
+// pass over the pixels for the diversity and the recalibrated maps w, once per sample), "pool"
+// (v = alpha w f^T, the one pass over the features, on tensor cores through a cp.async ring)
+// and, where pixel chunks were split between blocks, "reduce" (their partial sums added in a
+// fixed order).
 #include "common.cuh"
 
 namespace fusedattn {
@@ -31,18 +32,27 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
     p.importance[b * p.K + k] = s[k];
     if (p.logsumexp != nullptr) p.logsumexp[b * p.K + k] = lse[k];
   }
-  if (p.diversity != nullptr) {  // D = sum_n max_k s[k] p[k, n]
-    float partial = 0.f;
-    for (int64_t n = threadIdx.x; n < p.N; n += kStatsThreads) {
-      float best;
-      pixel_winner(a, p.sak, p.san, p.K, n, s, lse, &best);
-      partial += best;
+  // One pass over the pixels: the recalibrated maps w into the scratch (zero past K rows and N
+  // pixels) and D = sum_n max_k s[k] p[k, n].
+  T* w = static_cast<T*>(p.w) + b * p.w_rows * p.w_cols;
+  float partial = 0.f;
+  for (int64_t n = threadIdx.x; n < p.w_cols; n += kStatsThreads) {
+    if (n < p.N) {
+      PixelWinner winner;
+      for_each_logit(a, p.sak, p.san, p.K, n, [&](int64_t k, float x) {
+        if (p.diversity != nullptr) winner.add(k, fm::weighted_prob(s[k], x, lse[k]));
+        w[k * p.w_cols + n] = from_float<T>(s[k] * fm::sigmoid(x));
+      });
+      partial += winner.best;
     }
+    for (int64_t row = n < p.N ? p.K : 0; row < p.w_rows; ++row) {
+      w[row * p.w_cols + n] = from_float<T>(0.f);
+    }
+  }
+  if (p.diversity != nullptr) {
     const float D = block_sum<kStatsThreads>(partial, scratch);
     if (threadIdx.x == 0) p.diversity[b] = 1.f - D;
   }
-  write_maps(a, p.sak, p.san, p.K, p.N, s, static_cast<T*>(p.w) + b * p.w_rows * p.w_cols,
-             p.w_rows, p.w_cols);
 }
 
 struct PoolArgs {
@@ -69,31 +79,40 @@ __global__ void __launch_bounds__(kTileThreads,
   const int64_t chunk_begin = split * p.chunks_per_split;
   const int64_t chunk_end = chunk_begin + p.chunks_per_split < p.pixel_chunks
                                 ? chunk_begin + p.chunks_per_split : p.pixel_chunks;
-  const int64_t steps = chunk_end - chunk_begin;
+  const int steps = static_cast<int>(chunk_end - chunk_begin);
   const T* f = static_cast<const T*>(p.features) + b * p.sfb;
   const T* w = static_cast<const T*>(p.w) + (b * p.w_rows + group * Tiles::kMapRows) * p.w_cols;
 
-  // Issues the copies of pixel chunk `chunk` into stage `stage`.
-  auto load = [&](int64_t chunk, int stage) {
+  // Cursors over the split's pixel chunks (w's scratch holds whole tiles): each load issues the
+  // copies of the next chunk into stage `stage`.
+  const int64_t n0 = chunk_begin * Tiles::kExtent;
+  TileCopy<T, Tiles::kMapRows, Tiles::kExtent, Tiles::kLdw, kTileThreads> copy_maps(w + n0,
+                                                                                   p.w_cols);
+  FeatureTileCopy<T, Tiles, kLoad> copy_features(p, f + c0 * p.sfc + n0 * p.sfn);
+  const int64_t feature_step = Tiles::kExtent * p.sfn;
+  const int channels_left = loop_count(channels);
+  int pixels_left = loop_count(p.N - n0);
+  auto load = [&](int stage) {
     T* ft = smem + stage * Tiles::kPoolStageElements;
-    T* wt = ft + Tiles::kFeatureElements;
-    const int64_t n0 = chunk * Tiles::kExtent;
-    copy_tile_async<T, Tiles::kMapRows, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
-        wt, w + n0, p.w_cols, Tiles::kMapRows, Tiles::kExtent);
-    copy_feature_tile<T, Tiles, kLoad>(ft, f, p, c0, n0, channels);
+    copy_maps.whole(ft + Tiles::kFeatureElements);
+    copy_features(ft, p, channels_left, pixels_left);
+    copy_maps.advance(Tiles::kExtent);
+    copy_features.advance(feature_step);
+    pixels_left -= Tiles::kExtent;
   };
 
   const int warp = threadIdx.x / 32;
   float acc[kMapTiles][4] = {};
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) {
-    if (i < steps) load(chunk_begin + i, i);
+    if (i < steps) load(i);
     ptx::cp_async_commit_group();  // (empty groups keep the count uniform)
   }
-  for (int64_t step = 0; step < steps; ++step) {
+#pragma unroll 1  // (one stage per iteration: unrolled, the ring only grows the code)
+  for (int step = 0; step < steps; ++step) {
     ptx::cp_async_wait_group<kStages - 2>();
     __syncthreads();  // this stage landed for every thread; the previous one is consumed
-    if (step + kStages - 1 < steps) load(chunk_begin + step + kStages - 1, (step + kStages - 1) % kStages);
+    if (step + kStages - 1 < steps) load((step + kStages - 1) % kStages);
     ptx::cp_async_commit_group();
     const T* ft = smem + (step % kStages) * Tiles::kPoolStageElements;
     const T* wt = ft + Tiles::kFeatureElements;
@@ -138,22 +157,34 @@ __global__ void __launch_bounds__(kTileThreads,
   }
 }
 
-// v = alpha * (the pixel splits' partial sums, added in split order), one element a thread.
+// v = alpha * (the pixel splits' partial sums, added in split order): blocks over (sample,
+// channel tile, kReduceThreads of the group's rows x kChannelTile), one element a thread, its
+// splits' partials loaded kReduceBatch at a time before any is added.
 template <typename T>
-__global__ void __launch_bounds__(kTileThreads) reduce_kernel(PoolArgs p, int64_t group_rows) {
-  const BlockIndex3 at(blockIdx.x, p.channel_tiles, 1);
+__global__ void __launch_bounds__(kReduceThreads) reduce_kernel(PoolArgs p, int64_t group_rows) {
+  const int64_t parts = group_rows * kChannelTile / kReduceThreads;
+  const BlockIndex3 at(blockIdx.x, p.channel_tiles, parts);
   const int64_t b = at.outer, ct = at.middle;
   const int64_t c0 = ct * kChannelTile;
-  for (int i = threadIdx.x; i < group_rows * kChannelTile; i += kTileThreads) {
-    const int64_t row = blockIdx.y * group_rows + i / kChannelTile, c = i % kChannelTile;
-    if (row >= p.K || c0 + c >= p.C) continue;
-    float sum = 0.f;
-    for (int64_t split = 0; split < p.pixel_splits; ++split) {
-      sum += p.partial[(((b * p.channel_tiles + ct) * p.pixel_splits + split) * p.w_rows + row) *
-                       kChannelTile + c];
+  const int64_t i = at.inner * kReduceThreads + threadIdx.x;
+  const int64_t row = blockIdx.y * group_rows + i / kChannelTile, c = i % kChannelTile;
+  if (row >= p.K || c0 + c >= p.C) return;
+  const int64_t split_stride = p.w_rows * kChannelTile;
+  const float* partial =
+      p.partial + ((b * p.channel_tiles + ct) * p.pixel_splits * p.w_rows + row) * kChannelTile + c;
+  float sum = 0.f;
+  for (int64_t s0 = 0; s0 < p.pixel_splits; s0 += kReduceBatch) {
+    float v[kReduceBatch];
+#pragma unroll
+    for (int u = 0; u < kReduceBatch; ++u) {
+      v[u] = s0 + u < p.pixel_splits ? partial[(s0 + u) * split_stride] : 0.f;
     }
-    static_cast<T*>(p.pooled)[(b * p.K + row) * p.C + c0 + c] = from_float<T>(p.alpha * sum);
+#pragma unroll
+    for (int u = 0; u < kReduceBatch; ++u) {
+      if (s0 + u < p.pixel_splits) sum += v[u];
+    }
   }
+  static_cast<T*>(p.pooled)[(b * p.K + row) * p.C + c0 + c] = from_float<T>(p.alpha * sum);
 }
 
 template <typename T, int kMapTiles, FeatureLoad kLoad>

@@ -137,12 +137,13 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
   p.w_scratch_elements = static_cast<size_t>(B * p.w_rows * p.w_cols);
   const int64_t W = static_cast<int64_t>(p.w_scratch_elements) * e;
+  // (stats: the statistics' round trips, then the pass over the pixels, a thread's maps
+  // kLogitBatch at a time)
   p.stats = {B, 1, kStatsThreads,
              (2 * static_cast<size_t>(K) + 3 * kStatsThreads / 32) * sizeof(float),
              A + W + B * (2 * K + 1) * 4, kStatsThreads * kStatsUnroll * e,
              ceil_div(K * N, kStatsThreads * kStatsUnroll),
-             stats_rounds(K, N) + ceil_div(N, kStatsThreads) +
-                 ceil_div(p.w_rows * p.w_cols, kStatsThreads * 4)};
+             stats_rounds(K, N) + ceil_div(p.w_cols, kStatsThreads) * ceil_div(K, kLogitBatch)};
   int64_t pool_shared = 0, stage_bytes = 0;
   with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
     pool_shared = decltype(tiles_of)::kPoolSharedBytes;
@@ -157,9 +158,11 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
             static_cast<size_t>(pool_shared), F + W + (partial > 0 ? partial : V),
             (kStages - 1) * stage_bytes, p.chunks_per_split};
   if (partial > 0) {
-    p.reduce = {B * p.channel_tiles, p.map_groups, kTileThreads, 0, partial + V,
-                kTileThreads * 4 * (p.pixel_splits < 4 ? p.pixel_splits : 4),
-                ceil_div(8 * p.map_tiles * kChannelTile, kTileThreads), 1};
+    const int64_t parts = 8 * p.map_tiles * kChannelTile / kReduceThreads;
+    const int64_t batch = p.pixel_splits < kReduceBatch ? p.pixel_splits : kReduceBatch;
+    p.reduce = {B * p.channel_tiles * parts, p.map_groups, kReduceThreads, 0, partial + V,
+                kReduceThreads * 4 * batch,
+                ceil_div(p.pixel_splits, kReduceBatch), ceil_div(p.pixel_splits, kReduceBatch)};
   }
   return p;
 }
@@ -193,11 +196,12 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
   const int64_t Wmaps = B * p.w_rows * p.w_cols * e, Gv = B * p.w_rows * p.gv_cols * e;
   const int64_t Gw = static_cast<int64_t>(p.gw_floats) * 4, Sums = p.sums_floats * 4;
-  // (maps: four elements a thread at a time, each a read and a write)
-  p.stats = {B, 1, kStatsThreads, 0, A + B * K * 4 + Wmaps + V + Gv, kStatsThreads * 4 * 2 * e,
-             ceil_div(p.w_rows * (p.w_cols + p.gv_cols), kStatsThreads),
-             ceil_div(p.w_rows * p.w_cols, kStatsThreads * 4) +
-                 ceil_div(p.w_rows * p.gv_cols, kStatsThreads * 4)};
+  // (maps: a block per kMapsRows scratch rows, kMapsUnroll elements a thread in flight)
+  p.stats = {B * (p.w_rows / kMapsRows), 1, kMapsThreads, 0, A + B * K * 4 + Wmaps + V + Gv,
+             kMapsThreads * kMapsUnroll * e,
+             ceil_div(kMapsRows * (p.w_cols + p.gv_cols), kMapsThreads),
+             ceil_div(kMapsRows * p.w_cols, kMapsThreads * kMapsUnroll) +
+                 ceil_div(kMapsRows * p.gv_cols, kMapsThreads * kMapsUnroll)};
   int64_t features_shared = 0, grad_features_shared = 0, stage_bytes = 0, map_tile_bytes = 0;
   with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
     using Tiles = decltype(tiles_of);
@@ -216,11 +220,18 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
                        static_cast<size_t>(grad_features_shared), Wmaps + Gv + F,
                        map_tile_bytes, p.map_groups, p.map_groups};
   }
-  const int64_t in_flight = kEpilogueThreads * 4 * (p.channel_splits < 4 ? p.channel_splits : 4);
-  p.gather = {B * p.pixel_blocks, 1, kEpilogueThreads, kEpilogueThreads / 32 * sizeof(float),
-              A + Gw + B * K * N * 4 + Sums, in_flight, K, 1 + K};
+  // (gather and logits: a thread's pixel, its maps kLogitBatch at a time, after the pixel's
+  // winner (as many round trips); gather's loads of a batch: the logit and every split's gw)
+  const int64_t batches = ceil_div(K, kLogitBatch);
+  const int64_t splits_in_flight = p.channel_splits < 4 ? p.channel_splits : 4;
+  p.gather = {B * p.pixel_blocks, 1, kEpilogueThreads,
+              2 * kGatherMaps * (kEpilogueThreads / 32) * sizeof(float),
+              A + Gw + B * K * N * 4 + Sums,
+              kEpilogueThreads * kLogitBatch * (4 * splits_in_flight + e),
+              K, 1 + 2 * batches};
   p.logits = {B * p.pixel_blocks, 1, kEpilogueThreads, 2 * static_cast<size_t>(K) * sizeof(float),
-              2 * A + B * K * N * 4 + Sums, kEpilogueThreads * e, K, 2 + K};
+              2 * A + B * K * N * 4 + Sums, kEpilogueThreads * kLogitBatch * (4 + e), K,
+              1 + 2 * batches};
   return p;
 }
 

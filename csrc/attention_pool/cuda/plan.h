@@ -11,7 +11,8 @@
 // channel tiles give too few blocks to fill the GPU, pixel chunks are split between blocks and
 // launch 3, "reduce", adds their partial sums in a fixed order (deterministic, no atomics).
 //
-// Backward: "stats" again (w only), "features" (one pass over f that writes
+// Backward: "maps" (the plan's `stats` launch: w from the saved importance and gv padded, a
+// block per sample and kMapsRows scratch rows), "features" (one pass over f that writes
 // gf = alpha gv^T w and accumulates its channel split's share of gw = alpha gv f, both on
 // tensor cores), then two small launches over (sample, pixel tile): "gather" sums the splits'
 // gw and each tile's per-map sums, "logits" applies the spec's epilogue to write grad_logits.
@@ -38,10 +39,21 @@ constexpr int kFlatPixels = 64;
 // Maps are processed in groups of at most kMaxGroupMaps (8 * map tiles of 8).
 constexpr int kMaxMapTiles = 8;
 constexpr int kMaxGroupMaps = 8 * kMaxMapTiles;
-// The small kernels: one thread per pixel, or per element.
-constexpr int kStatsThreads = 256;
+// The small kernels: one thread per pixel, or per element. "stats" runs one block per sample,
+// large enough that its serial round trips to memory are few, small enough for two blocks an
+// SM at its registers.
+constexpr int kStatsThreads = 512;
 constexpr int kStatsUnroll = 4;  // logits each lane loads before using any
+constexpr int kLogitBatch = 8;   // a pixel's maps loaded before using any (for_each_logit)
+constexpr int kMapsThreads = 256;
+// Scratch rows a "maps" block writes (w_rows: whole 16s in the backward), and the elements a
+// thread loads before storing any.
+constexpr int kMapsRows = 16;
+constexpr int kMapsUnroll = 16;
 constexpr int kEpilogueThreads = 256;
+constexpr int kReduceThreads = 256;  // divides 8 x kChannelTile: a map tile's partials
+constexpr int kReduceBatch = 8;     // a "reduce" thread's partials in flight
+constexpr int kGatherMaps = 32;  // maps "gather" sums between two barriers
 
 // How a block gets its feature tiles into shared memory.
 enum class FeatureLoad : int {

@@ -34,60 +34,126 @@ __device__ __forceinline__ int64_t clamp_count(int64_t n, int64_t most) {
   return n < 0 ? 0 : (n < most ? n : most);
 }
 
-// Calls fn(row, col) for every element of a rows x cols row-major range, the block's threads
-// striding over it in order: one division per thread, not one per element, and kUnroll
-// elements' calls independent of each other so that their loads can be in flight together.
-template <int kUnroll, typename Fn>
-__device__ __forceinline__ void for_each_element(int64_t rows, int64_t cols, Fn&& fn) {
+// A count left to a kernel's loop, as the 32-bit number TileCopy takes: from `n`, clamped to
+// [0, 2^30] (more than any tile; the loop lowers it by a tile at a time and may go negative).
+__device__ __forceinline__ int loop_count(int64_t n) {
+  return static_cast<int>(clamp_count(n, int64_t{1} << 30));
+}
+
+// Stores store(row, col, load(row, col)) for every element of a rows x cols row-major range,
+// the block's threads striding over it in order: one division per thread, not one per element,
+// and each thread's next kUnroll loads issued before any of their stores, so that they are in
+// flight together (a store between two loads would keep the second behind the first: the
+// compiler cannot tell that they do not alias).
+template <int kUnroll, typename Load, typename Store>
+__device__ __forceinline__ void for_each_element(int64_t rows, int64_t cols, Load&& load,
+                                                 Store&& store) {
   if (rows <= 0 || cols <= 0) return;
   const int64_t step = blockDim.x, step_rows = step / cols, step_cols = step % cols;
   int64_t row = threadIdx.x / cols, col = threadIdx.x % cols;
+  auto next = [&](int64_t& r, int64_t& c) {
+    r += step_rows;
+    c += step_cols;
+    if (c >= cols) {
+      c -= cols;
+      ++r;
+    }
+  };
   while (row < rows) {
+    decltype(load(row, col)) value[kUnroll] = {};
+    int64_t r = row, c = col;  // (the stores walk the same elements again)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      if (row < rows) fn(row, col);
-      row += step_rows;
-      col += step_cols;
-      if (col >= cols) {
-        col -= cols;
-        ++row;
-      }
+      if (row < rows) value[u] = load(row, col);
+      next(row, col);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      if (r < rows) store(r, c, value[u]);
+      next(r, c);
     }
   }
 }
 
 // The copies below run in the hot loops of streaming kernels, so their instruction count per
 // 16-byte chunk is what bounds them (the SASS report counts it): a thread's chunks are a
-// compile-time number of unrolled steps (kThreads apart), and a whole tile, the common case,
-// takes a path with no per-chunk bounds.
+// compile-time number of unrolled steps (kThreads apart), and what does not change from tile
+// to tile is computed once per block.
 
-// Issues the cp.async copies of a [kRows][kCols] tile of a global matrix whose rows are
-// `row_stride` elements apart and whose columns are contiguous, each row's first element
-// 16-byte aligned, into the shared tile dst[kRows][kLd]. Only rows_left rows and cols_left
-// columns exist (fewer at the matrix's edges): the rest of the tile is zero-filled by the same
-// copies. Every thread of a block of kThreads calls it; committing and waiting are the
+// The cp.async copies of [kRows][kCols] tiles of a global matrix whose rows are `row_stride`
+// elements apart and whose columns are contiguous, each row's first element 16-byte aligned,
+// into shared tiles dst[kRows][kLd]: a cursor a block makes once at its first tile and moves
+// from tile to tile (a streaming kernel's ring). Each thread keeps a pointer and a shared
+// offset per chunk it copies, so that issuing a tile costs a few 32-bit instructions per
+// 16-byte chunk, and one path serves whole and edge tiles alike: only rows_left rows and
+// cols_left columns exist (fewer at the matrix's edges), the rest of the tile is zero-filled by
+// the same copies (src-size 0 reads nothing, so a chunk past the matrix names no valid
+// address). Every thread of a block of kThreads issues; committing and waiting are the
 // caller's.
+template <typename T, int kRows, int kCols, int kLd, int kThreads>
+class TileCopy {
+  static_assert(kCols % kChunk<T> == 0 && kLd % kChunk<T> == 0, "16-byte chunks");
+  static constexpr int kChunksPerRow = kCols / kChunk<T>;
+  static constexpr int kChunks = kRows * kChunksPerRow;
+  static constexpr int kSteps = (kChunks + kThreads - 1) / kThreads;
+  const T* src_[kSteps];
+  int row_[kSteps], col_[kSteps];
+
+  __device__ __forceinline__ static bool has(int step) {
+    return kChunks % kThreads == 0 || threadIdx.x + step * kThreads < kChunks;
+  }
+
+ public:
+  // The cursor at the tile whose element (0, 0) is origin.
+  __device__ __forceinline__ TileCopy(const T* origin, int64_t row_stride) {
+#pragma unroll
+    for (int step = 0; step < kSteps; ++step) {
+      const int i = threadIdx.x + step * kThreads;
+      row_[step] = i / kChunksPerRow;
+      col_[step] = i % kChunksPerRow * kChunk<T>;
+      src_[step] = origin + row_[step] * row_stride + col_[step];
+    }
+  }
+
+  // Moves the cursor by `elements` (the next tile's origin minus this one's).
+  __device__ __forceinline__ void advance(int64_t elements) {
+#pragma unroll
+    for (int step = 0; step < kSteps; ++step) src_[step] += elements;
+  }
+
+  // Issues the copies of the tile at the cursor (32-bit counts, as a kernel's loop keeps them:
+  // negative is none, more than the tile is all of it).
+  __device__ __forceinline__ void operator()(T* dst, int rows_left, int cols_left) const {
+    const int rows = rows_left < kRows ? rows_left : kRows;
+    const int cols = cols_left < kCols ? cols_left : kCols;
+#pragma unroll
+    for (int step = 0; step < kSteps; ++step) {
+      if (!has(step)) break;
+      const int left = cols - col_[step];
+      const int valid = row_[step] < rows ? (left < 0 ? 0 : (left < kChunk<T> ? left : kChunk<T>))
+                                          : 0;
+      ptx::cp_async_cg(dst + row_[step] * kLd + col_[step], src_[step],
+                       valid * static_cast<int>(sizeof(T)));
+    }
+  }
+
+  // Issues the copies of a tile known to be whole (a scratch padded to whole tiles).
+  __device__ __forceinline__ void whole(T* dst) const {
+#pragma unroll
+    for (int step = 0; step < kSteps; ++step) {
+      if (!has(step)) break;
+      ptx::cp_async_cg(dst + row_[step] * kLd + col_[step], src_[step], 16);
+    }
+  }
+};
+
+// One tile's copies, for a tile a block copies once.
 template <typename T, int kRows, int kCols, int kLd, int kThreads>
 __device__ __forceinline__ void copy_tile_async(T* dst, const T* src, int64_t row_stride,
                                                 int64_t rows_left, int64_t cols_left) {
-  static_assert(kCols % kChunk<T> == 0 && kLd % kChunk<T> == 0, "16-byte chunks");
-  constexpr int kChunksPerRow = kCols / kChunk<T>;
-  constexpr int kChunks = kRows * kChunksPerRow;
-  constexpr int kSteps = (kChunks + kThreads - 1) / kThreads;
-  const bool whole = rows_left >= kRows && cols_left >= kCols;
-#pragma unroll
-  for (int step = 0; step < kSteps; ++step) {
-    const int i = threadIdx.x + step * kThreads;
-    if (kChunks % kThreads != 0 && i >= kChunks) break;
-    const int r = i / kChunksPerRow, c = i % kChunksPerRow * kChunk<T>;
-    if (whole) {
-      ptx::cp_async_cg(dst + r * kLd + c, src + r * row_stride + c, 16);
-      continue;
-    }
-    const int64_t valid = r < rows_left ? clamp_count(cols_left - c, kChunk<T>) : 0;
-    const T* from = valid > 0 ? src + r * row_stride + c : src;  // nothing is read when 0
-    ptx::cp_async_cg(dst + r * kLd + c, from, static_cast<int>(valid * sizeof(T)));
-  }
+  TileCopy<T, kRows, kCols, kLd, kThreads>(src, row_stride)(
+      dst, static_cast<int>(clamp_count(rows_left, kRows)),
+      static_cast<int>(clamp_count(cols_left, kCols)));
 }
 
 // The same tile from a matrix with any strides, element by element (synchronous loads): the
