@@ -304,7 +304,8 @@ int run(const std::string& name, const Case& c, Layout layout, DType dtype, doub
   const ap::cuda::FeatureLoad bload = ap::cuda::choose_backward_load(
       load, sizeof(T), reinterpret_cast<uintptr_t>(gf.data()), gf.stride_b(), gf.stride_r(),
       gf.stride_n(), C, N);
-  const ap::cuda::BackwardPlan bplan = ap::cuda::plan_backward(B, C, K, N, sizeof(T), bload, sms);
+  const ap::cuda::BackwardPlan bplan = ap::cuda::plan_backward(
+      B, C, K, N, sizeof(T), bload, reinterpret_cast<uintptr_t>(bp.grad_pooled), sms);
   auto bw_scratch = unwritten<T>(static_cast<int64_t>(bplan.w_scratch_elements));
   auto gw = unwritten<float>(static_cast<int64_t>(bplan.gw_floats));
   auto sums = unwritten<float>(static_cast<int64_t>(bplan.sums_floats));

@@ -1,10 +1,10 @@
 // The backward (plan.h): "maps" writes the recalibrated maps w once per sample (from the saved
-// importance) and gv with rows padded to whole channel tiles (so every tile copies as aligned
-// 16-byte chunks); "features", the one pass over the features, writes gf = alpha gv^T w and its
-// channel split's share of gw = alpha gv f (tensor cores both, a cp.async ring over the split's
-// channel tiles); "gather" sums the splits' gw in a fixed order and each pixel tile's per-map
-// sums; "logits" applies the spec's epilogue (docs/attention_pool.md) and writes grad_logits.
-// Deterministic: no atomics, every sum in a fixed order.
+// importance) and, where grad_pooled's rows are not whole 16-byte chunks, gv with rows padded
+// to whole channel tiles; "features", the one pass over the features, writes gf = alpha gv^T w
+// and its channel split's share of gw = alpha gv f (tensor cores both, a cp.async ring over the
+// split's channel tiles); "gather" sums the splits' gw in a fixed order and each pixel tile's
+// per-map sums; "logits" applies the spec's epilogue (docs/attention_pool.md) and writes
+// grad_logits. Deterministic: no atomics, every sum in a fixed order.
 #include "common.cuh"
 
 namespace fusedattn {
@@ -18,44 +18,50 @@ struct MapsArgs {
   const float* importance;  // (B, K)
   const void* grad_pooled;  // (B, K, C) contiguous
   void* w;                  // (B, w_rows, w_cols) out
-  void* gv;                 // (B, w_rows, gv_cols) out
+  void* gv;                 // (B, w_rows, gv_cols) out, or nullptr (plan.h: gv_direct)
   int64_t w_rows, w_cols, gv_cols;
+  int64_t column_windows;   // kMapsColumns-column windows a row tile is split into
 };
 
-// Blocks over (sample, tile of kMapsRows scratch rows): the rows of the recalibrated maps w =
-// s sigmoid(a) (zero past K rows and N pixels, so that padded tiles contribute nothing) and of
-// gv padded to whole channel tiles.
+// Blocks over (sample, tile of kMapsRows scratch rows, window of kMapsColumns columns): the
+// rows of the recalibrated maps w = s sigmoid(a) (zero past K rows and N pixels, so that padded
+// tiles contribute nothing) and, where "features" cannot read grad_pooled itself, of gv padded
+// to whole channel tiles.
 template <typename T>
 __global__ void __launch_bounds__(kMapsThreads) maps_kernel(MapsArgs p) {
-  const BlockIndex3 at(blockIdx.x, p.w_rows / kMapsRows, 1);
-  const int64_t b = at.outer, row0 = at.middle * kMapsRows;
+  const BlockIndex3 at(blockIdx.x, p.w_rows / kMapsRows, p.column_windows);
+  const int64_t b = at.outer, row0 = at.middle * kMapsRows, col0 = at.inner * kMapsColumns;
+  auto window = [&](int64_t cols) {
+    return cols - col0 < kMapsColumns ? cols - col0 : int64_t{kMapsColumns};
+  };
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
   const float* s = p.importance + b * p.K;
-  T* w = static_cast<T*>(p.w) + (b * p.w_rows + row0) * p.w_cols;
+  T* w = static_cast<T*>(p.w) + (b * p.w_rows + row0) * p.w_cols + col0;
   for_each_element<kMapsUnroll>(
-      kMapsRows, p.w_cols,
-      [&](int64_t i, int64_t n) {
-        const int64_t row = row0 + i;
+      kMapsRows, window(p.w_cols),
+      [&](int64_t i, int64_t j) {
+        const int64_t row = row0 + i, n = col0 + j;
         return row < p.K && n < p.N ? s[row] * fm::sigmoid(load_logit(a, p.sak, p.san, row, n))
                                     : 0.f;
       },
-      [&](int64_t i, int64_t n, float value) { w[i * p.w_cols + n] = from_float<T>(value); });
+      [&](int64_t i, int64_t j, float value) { w[i * p.w_cols + j] = from_float<T>(value); });
+  if (p.gv == nullptr) return;
   const T* gv = static_cast<const T*>(p.grad_pooled) + b * p.K * p.C;
-  T* padded = static_cast<T*>(p.gv) + (b * p.w_rows + row0) * p.gv_cols;
+  T* padded = static_cast<T*>(p.gv) + (b * p.w_rows + row0) * p.gv_cols + col0;
   for_each_element<kMapsUnroll>(
-      kMapsRows, p.gv_cols,
-      [&](int64_t i, int64_t c) {
-        const int64_t row = row0 + i;
+      kMapsRows, window(p.gv_cols),
+      [&](int64_t i, int64_t j) {
+        const int64_t row = row0 + i, c = col0 + j;
         return row < p.K && c < p.C ? gv[row * p.C + c] : from_float<T>(0.f);
       },
-      [&](int64_t i, int64_t c, T value) { padded[i * p.gv_cols + c] = value; });
+      [&](int64_t i, int64_t j, T value) { padded[i * p.gv_cols + j] = value; });
 }
 
 struct FeaturesArgs {
   const void* features;
   int64_t sfb, sfc, sfn, C, N, K;
-  const void* gv;           // (B, w_rows, gv_cols): grad_pooled padded by "maps"
-  int64_t gv_cols;
+  const void* gv;           // (B, gv_rows, gv_cols): grad_pooled, or its padded copy (plan.h)
+  int64_t gv_rows, gv_cols;
   const void* w;            // (B, w_rows, w_cols)
   int64_t w_rows, w_cols;
   float alpha;
@@ -144,7 +150,7 @@ __global__ void __launch_bounds__(kTileThreads,
   const int steps = static_cast<int>(tile_end - tile_begin);
   const int64_t n0 = chunk * Tiles::kExtent;
   const T* f = static_cast<const T*>(p.features) + b * p.sfb;
-  const T* gv = static_cast<const T*>(p.gv) + (b * p.w_rows + k0) * p.gv_cols;
+  const T* gv = static_cast<const T*>(p.gv) + (b * p.gv_rows + k0) * p.gv_cols;
 
   // The chunk's maps of the group (the scratch's rows past K are zero), in the first copy
   // group.
@@ -152,18 +158,18 @@ __global__ void __launch_bounds__(kTileThreads,
       wt, static_cast<const T*>(p.w) + (b * p.w_rows + k0) * p.w_cols + n0, p.w_cols,
       Tiles::kMapRows16, Tiles::kExtent);
 
-  // Cursors over the split's channel tiles (gv's scratch holds whole tiles): each load issues
-  // the copies of the next tile (features and gv) into stage `stage`.
+  // Cursors over the split's channel tiles: each load issues the copies of the next tile
+  // (features and gv, zero past its rows and channels) into stage `stage`.
   const int64_t c0 = tile_begin * kChannelTile;
   TileCopy<T, Tiles::kMapRows16, kChannelTile, Tiles::kLdc, kTileThreads> copy_gv(gv + c0,
                                                                                  p.gv_cols);
   FeatureTileCopy<T, Tiles, kLoad> copy_features(p, f + c0 * p.sfc + n0 * p.sfn);
   const int64_t feature_step = kChannelTile * p.sfc;
-  const int pixels_left = loop_count(p.N - n0);
+  const int pixels_left = loop_count(p.N - n0), maps_left = loop_count(p.gv_rows - k0);
   int channels_left = loop_count(p.C - c0);
   auto load = [&](int stage) {
     T* ft = ring + stage * Tiles::kFeaturesStageElements;
-    copy_gv.whole(ft + Tiles::kFeatureElements);
+    copy_gv(ft + Tiles::kFeatureElements, maps_left, channels_left);
     copy_features(ft, p, channels_left, pixels_left);
     copy_gv.advance(kChannelTile);
     copy_features.advance(feature_step);
@@ -276,8 +282,8 @@ __global__ void __launch_bounds__(kTileThreads) grad_features_kernel(FeaturesArg
         wt, static_cast<const T*>(p.w) + (b * p.w_rows + k0) * p.w_cols + n0, p.w_cols,
         Tiles::kMapRows16, Tiles::kExtent);
     copy_tile_async<T, Tiles::kMapRows16, kChannelTile, Tiles::kLdc, kTileThreads>(
-        gvt, static_cast<const T*>(p.gv) + (b * p.w_rows + k0) * p.gv_cols + c0, p.gv_cols,
-        Tiles::kMapRows16, kChannelTile);
+        gvt, static_cast<const T*>(p.gv) + (b * p.gv_rows + k0) * p.gv_cols + c0, p.gv_cols,
+        p.gv_rows - k0, p.C - c0);
     ptx::cp_async_wait_all();
     __syncthreads();
     grad_features_products<Tiles>(acc, gvt, wt, warp);
@@ -424,16 +430,20 @@ void launch_backward(const BackwardParams& p, const BackwardPlan& plan, DType dt
                      const BackwardScratch& scratch, cudaStream_t stream) {
   dispatch_dtype(dtype, [&](auto type) {
     using T = typename decltype(type)::type;
-    T* gv_padded = static_cast<T*>(scratch.w) + p.B * plan.w_rows * plan.w_cols;
+    T* gv_padded =
+        plan.gv_direct ? nullptr : static_cast<T*>(scratch.w) + p.B * plan.w_rows * plan.w_cols;
+    const void* gv = plan.gv_direct ? p.grad_pooled : gv_padded;
     const MapsArgs maps{p.logits, p.sab, p.sak, p.san, p.K, p.N, p.C,
                         static_cast<const float*>(p.importance), p.grad_pooled, scratch.w,
-                        gv_padded, plan.w_rows, plan.w_cols, plan.gv_cols};
+                        gv_padded, plan.w_rows, plan.w_cols, plan.gv_cols,
+                        plan.maps_column_windows};
     launch(maps_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)),
            dim3(plan.stats.threads), 0, stream, maps);
     if (plan.features.grid_x > 0) {
       const FeaturesArgs args{
-          p.features, p.sfb, p.sfc, p.sfn, p.C, p.N, p.K, gv_padded, plan.gv_cols, scratch.w,
-          plan.w_rows, plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N), p.grad_features,
+          p.features, p.sfb, p.sfc, p.sfn, p.C, p.N, p.K, gv, plan.gv_rows, plan.gv_cols,
+          scratch.w, plan.w_rows, plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N),
+          p.grad_features,
           p.gfb, p.gfc, p.gfn, plan.map_groups == 1, scratch.gw, plan.pixel_chunks,
           plan.channel_splits, plan.tiles_per_split, plan.channel_tiles};
       dispatch_variant(plan.map_tiles, plan.load, [&](auto tiles, auto load) {

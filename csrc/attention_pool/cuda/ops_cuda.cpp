@@ -98,7 +98,8 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
       reinterpret_cast<uintptr_t>(grad_features.const_data_ptr()), g.stride_batch, g.stride_row,
       g.stride_pixel, sh.C, sh.N);
   const BackwardPlan plan =
-      plan_backward(sh.B, sh.C, sh.K, sh.N, element_size(features), load, sm_count(features));
+      plan_backward(sh.B, sh.C, sh.K, sh.N, element_size(features), load,
+                    reinterpret_cast<uintptr_t>(p.grad_pooled), sm_count(features));
   const Tensor w = scratch(features, plan.w_scratch_elements, features.scalar_type());
   const Tensor gw = scratch(features, plan.gw_floats, ScalarType::Float);
   const Tensor sums = scratch(features, plan.sums_floats, ScalarType::Float);

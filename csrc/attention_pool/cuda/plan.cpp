@@ -168,7 +168,7 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
 }
 
 BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int element_size,
-                           FeatureLoad load, int sm_count) {
+                           FeatureLoad load, uintptr_t grad_pooled_address, int sm_count) {
   BackwardPlan p{};
   p.load = load;
   const MapTiling maps = map_tiling(K);
@@ -189,19 +189,29 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   p.tiles_per_split = channels.per_split;
   p.pixel_blocks = ceil_div(N, kEpilogueThreads);
 
-  p.gv_cols = p.channel_tiles * kChannelTile;
-  p.w_scratch_elements = static_cast<size_t>(B * p.w_rows * (p.w_cols + p.gv_cols));
+  p.gv_direct = grad_pooled_address % 16 == 0 &&
+                C % fusedattn::cuda::chunk_elements(element_size) == 0;
+  p.gv_rows = p.gv_direct ? K : p.w_rows;
+  p.gv_cols = p.gv_direct ? C : p.channel_tiles * kChannelTile;
+  const int64_t padded_gv = p.gv_direct ? 0 : p.w_rows * p.gv_cols;
+  p.w_scratch_elements = static_cast<size_t>(B * (p.w_rows * p.w_cols + padded_gv));
   p.gw_floats = static_cast<size_t>(B * p.channel_splits * p.w_rows * p.w_cols);
   p.sums_floats = static_cast<size_t>(B * p.pixel_blocks * 2 * K);
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
-  const int64_t Wmaps = B * p.w_rows * p.w_cols * e, Gv = B * p.w_rows * p.gv_cols * e;
+  // (Gv: the bytes of gv as "features" reads it; the padded copy also costs maps V + Gv)
+  const int64_t Wmaps = B * p.w_rows * p.w_cols * e, Gv = B * p.gv_rows * p.gv_cols * e;
   const int64_t Gw = static_cast<int64_t>(p.gw_floats) * 4, Sums = p.sums_floats * 4;
-  // (maps: a block per kMapsRows scratch rows, kMapsUnroll elements a thread in flight)
-  p.stats = {B * (p.w_rows / kMapsRows), 1, kMapsThreads, 0, A + B * K * 4 + Wmaps + V + Gv,
-             kMapsThreads * kMapsUnroll * e,
-             ceil_div(kMapsRows * (p.w_cols + p.gv_cols), kMapsThreads),
-             ceil_div(kMapsRows * p.w_cols, kMapsThreads * kMapsUnroll) +
-                 ceil_div(kMapsRows * p.gv_cols, kMapsThreads * kMapsUnroll)};
+  // (maps: a block per kMapsRows scratch rows and kMapsColumns columns, kMapsUnroll elements a
+  // thread in flight)
+  const int64_t copied_cols = p.gv_direct ? 0 : p.gv_cols;
+  p.maps_column_windows = ceil_div(p.w_cols > copied_cols ? p.w_cols : copied_cols, kMapsColumns);
+  const int64_t w_window = p.w_cols < kMapsColumns ? p.w_cols : kMapsColumns;
+  const int64_t gv_window = copied_cols < kMapsColumns ? copied_cols : kMapsColumns;
+  p.stats = {B * (p.w_rows / kMapsRows) * p.maps_column_windows, 1, kMapsThreads, 0,
+             A + B * K * 4 + Wmaps + (p.gv_direct ? 0 : V + Gv), kMapsThreads * kMapsUnroll * e,
+             ceil_div(kMapsRows * (w_window + gv_window), kMapsThreads),
+             ceil_div(kMapsRows * w_window, kMapsThreads * kMapsUnroll) +
+                 ceil_div(kMapsRows * gv_window, kMapsThreads * kMapsUnroll)};
   int64_t features_shared = 0, grad_features_shared = 0, stage_bytes = 0, map_tile_bytes = 0;
   with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
     using Tiles = decltype(tiles_of);

@@ -11,10 +11,11 @@
 // channel tiles give too few blocks to fill the GPU, pixel chunks are split between blocks and
 // launch 3, "reduce", adds their partial sums in a fixed order (deterministic, no atomics).
 //
-// Backward: "maps" (the plan's `stats` launch: w from the saved importance and gv padded, a
-// block per sample and kMapsRows scratch rows), "features" (one pass over f that writes
-// gf = alpha gv^T w and accumulates its channel split's share of gw = alpha gv f, both on
-// tensor cores), then two small launches over (sample, pixel tile): "gather" sums the splits'
+// Backward: "maps" (the plan's `stats` launch: w from the saved importance and, where
+// grad_pooled's rows are not whole 16-byte chunks, gv padded; a block per sample, kMapsRows
+// scratch rows and kMapsColumns columns), "features" (one pass over f that writes gf = alpha
+// gv^T w and accumulates its channel split's share of gw = alpha gv f, both on tensor cores),
+// then two small launches over (sample, pixel tile): "gather" sums the splits'
 // gw and each tile's per-map sums, "logits" applies the spec's epilogue to write grad_logits.
 #pragma once
 
@@ -43,13 +44,14 @@ constexpr int kMaxGroupMaps = 8 * kMaxMapTiles;
 // large enough that its serial round trips to memory are few, small enough for two blocks an
 // SM at its registers.
 constexpr int kStatsThreads = 512;
-constexpr int kStatsUnroll = 4;  // logits each lane loads before using any
+constexpr int kStatsUnroll = 8;  // logits each lane loads before using any
 constexpr int kLogitBatch = 8;   // a pixel's maps loaded before using any (for_each_logit)
 constexpr int kMapsThreads = 256;
 // Scratch rows a "maps" block writes (w_rows: whole 16s in the backward), and the elements a
 // thread loads before storing any.
 constexpr int kMapsRows = 16;
 constexpr int kMapsUnroll = 16;
+constexpr int kMapsColumns = 512;  // and the columns (a large map's rows split between blocks)
 constexpr int kEpilogueThreads = 256;
 constexpr int kReduceThreads = 256;  // divides 8 x kChannelTile: a map tile's partials
 constexpr int kReduceBatch = 8;     // a "reduce" thread's partials in flight
@@ -153,15 +155,22 @@ struct BackwardPlan {
   int64_t map_groups, w_rows, w_cols, channel_tiles, pixel_chunks;
   int64_t channel_splits, tiles_per_split;
   int64_t pixel_blocks;     // the epilogue's pixel tiles per sample
-  int64_t gv_cols;          // the padded gv's row length: C rounded up to whole channel tiles
+  // gv as "features" reads it: straight from grad_pooled (B, K, C) where its rows are whole
+  // 16-byte chunks at a 16-byte aligned address (gv_rows K, gv_cols C), else from a copy
+  // "maps" writes after w, rows and row length padded (gv_rows w_rows, gv_cols C rounded up to
+  // whole channel tiles).
+  bool gv_direct;
+  int64_t gv_rows, gv_cols;
+  int64_t maps_column_windows;  // "maps": kMapsColumns-column windows of its row tiles
   Launch stats, features, grad_features, gather, logits;
-  // w and, after it, gv padded (B, w_rows, gv_cols), both of the input dtype; each channel
-  // split's gw; each pixel tile's per-map sums.
+  // w (B, w_rows, w_cols) and, unless gv_direct, the padded gv, both of the input dtype; each
+  // channel split's gw; each pixel tile's per-map sums.
   size_t w_scratch_elements, gw_floats, sums_floats;
 };
 
+// grad_pooled_address: where grad_pooled (contiguous) starts.
 BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int element_size,
-                           FeatureLoad load, int sm_count);
+                           FeatureLoad load, uintptr_t grad_pooled_address, int sm_count);
 
 }  // namespace cuda
 }  // namespace attention_pool

@@ -36,11 +36,11 @@ int main(int argc, char** argv) {
                                             v[3]);
   const ap::ForwardPlan f = ap::plan_forward(v[0], v[1], v[2], v[3], static_cast<int>(v[4]), load,
                                              static_cast<int>(v[8]));
-  // The gradient laid out as the features (as the op allocates it).
+  // The gradient laid out as the features (as the op allocates it); grad_pooled aligned.
   const auto bload = ap::choose_backward_load(load, static_cast<int>(v[4]), 0, v[5], v[6], v[7],
                                               v[1], v[3]);
   const ap::BackwardPlan b = ap::plan_backward(v[0], v[1], v[2], v[3], static_cast<int>(v[4]),
-                                               bload, static_cast<int>(v[8]));
+                                               bload, 0, static_cast<int>(v[8]));
   std::printf("{\"load\": \"%s\", \"backward_load\": \"%s\", \"map_tiles\": %d, \"map_groups\": %lld, "
               "\"pixel_splits\": %lld, \"channel_splits\": %lld, \"forward\": [",
               ap::feature_load_name(load), ap::feature_load_name(bload), f.map_tiles, static_cast<long long>(f.map_groups),
