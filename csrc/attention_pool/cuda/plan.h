@@ -54,7 +54,7 @@ constexpr int kMapsUnroll = 16;
 constexpr int kMapsColumns = 512;  // and the columns (a large map's rows split between blocks)
 constexpr int kEpilogueThreads = 256;
 constexpr int kReduceThreads = 256;  // divides 8 x kChannelTile: a map tile's partials
-constexpr int kReduceBatch = 8;     // a "reduce" thread's partials in flight
+constexpr int kReduceBatch = 16;    // a "reduce" thread's partials in flight
 constexpr int kGatherMaps = 32;  // maps "gather" sums between two barriers
 
 // How a block gets its feature tiles into shared memory.
