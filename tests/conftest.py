@@ -17,3 +17,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
     os.environ.setdefault("FUSEDATTN_CUDA_EMULATE", "1")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked `long` first, in order otherwise: under pytest-xdist, a long test that is
+    left for last runs alone on one core while the other cores idle."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)

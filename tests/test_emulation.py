@@ -10,6 +10,7 @@ No GPU is needed. The builds are cached under build/emulation-tests, keyed by th
 flags and compilers.
 """
 
+import fcntl
 import hashlib
 import os
 import re
@@ -127,11 +128,20 @@ def builds():
     identity = run([cxx, "--version"]).stdout + (run([str(nvcc), "--version"]).stdout
                                                  if nvcc.exists() else "")
     out = CACHE / build_digest(identity)
-    if CACHE.exists():
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # One build for all pytest-xdist workers: the others wait for it, then find it cached.
+    with open(CACHE / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         for stale in CACHE.iterdir():
-            if stale != out:
+            if stale.is_dir() and stale != out:
                 shutil.rmtree(stale, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        return build_all(cxx, nvcc, out)
+
+
+def build_all(cxx, nvcc, out):
+    """The builds() fixture's work, in parallel: every build of the emulation and the driver,
+    linked, and the toy kernels compiled by nvcc."""
 
     def compile_object(build, source):
         obj = out / f"{source.stem}.{build}.o"

@@ -5,6 +5,7 @@ model."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -122,11 +123,17 @@ def cuda_plan(report, program: Path, shape, layout: str, dtype: torch.dtype,
     return json.loads(out)
 
 
+@functools.lru_cache(maxsize=None)
+def _library_kernels(library: Path) -> list:
+    """A built library's sm_90 kernels, read once for every op."""
+    return sass.read_cubin(library, ARCH)
+
+
 def compile_cuda_kernels(report, jobs: int, library: Optional[Path] = None) -> list[Compiled]:
     """The op's CUDA kernels: compiled from csrc/ for sm_90, or read from a built library's
     sm_90 code (what `make test` just built: no second compile)."""
     if library is not None:
-        kernels = sass.read_cubin(library, ARCH)
+        kernels = _library_kernels(library)
         if not kernels:
             raise RuntimeError(f"{library} holds no {ARCH} code (build with "
                                f"FUSEDATTN_CUDA_ARCHS including 9.0)")

@@ -42,21 +42,30 @@ def nvcc() -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
-def cuobjdump() -> Path:
-    """The toolkit's cuobjdump, else the one in Triton's package (the dev machine's toolkit has
-    none)."""
-    own = cuda_home() / "bin" / "cuobjdump"
+def _binary_tool(name: str) -> Path:
+    """The toolkit's `name`, else the one in Triton's package (the dev machine's toolkit has
+    no cuobjdump or nvdisasm)."""
+    own = cuda_home() / "bin" / name
     if own.exists():
         return own
     try:
         import triton
     except ImportError as exc:
-        raise ToolMissing(f"no cuobjdump in {own.parent} and no triton ({exc})") from exc
-    shipped = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+        raise ToolMissing(f"no {name} in {own.parent} and no triton ({exc})") from exc
+    shipped = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / name
     if not shipped.exists():
-        raise ToolMissing(f"no cuobjdump in {own.parent} or {shipped.parent}")
+        raise ToolMissing(f"no {name} in {own.parent} or {shipped.parent}")
     return shipped
+
+
+@functools.lru_cache(maxsize=None)
+def cuobjdump() -> Path:
+    return _binary_tool("cuobjdump")
+
+
+@functools.lru_cache(maxsize=None)
+def nvdisasm() -> Path:
+    return _binary_tool("nvdisasm")
 
 
 @dataclass
@@ -106,6 +115,7 @@ class Kernel:
     local_bytes: int = 0
     shared_static_bytes: int = 0
     instructions: list = field(default_factory=list)
+    _loops: Optional[tuple] = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def spill_bytes(self) -> int:
@@ -121,18 +131,20 @@ class Kernel:
     def loops(self) -> list[Loop]:
         """Backward branches and the code they repeat. A backward branch over an EXIT is not a
         loop: it is the return of an out-of-line block (a slow path ptxas put after the main
-        code) into it."""
-        loops = []
-        for i in self.instructions:
-            target = i.branch_target()
-            if target is None or target > i.address:
-                continue
-            body = [j for j in self.instructions if target <= j.address <= i.address]
-            if any(j.base == "EXIT" for j in body):
-                continue
-            loops.append(Loop(target, i.address, len(body),
-                              [j.access_bits() for j in body if GLOBAL_MEMORY.match(j.opcode)]))
-        return loops
+        code) into it. (Found once: the report asks for every launch of the kernel.)"""
+        if self._loops is None or self._loops[0] is not self.instructions:
+            loops = []
+            for i in self.instructions:
+                target = i.branch_target()
+                if target is None or target > i.address:
+                    continue
+                body = [j for j in self.instructions if target <= j.address <= i.address]
+                if any(j.base == "EXIT" for j in body):
+                    continue
+                loops.append(Loop(target, i.address, len(body), [
+                    j.access_bits() for j in body if GLOBAL_MEMORY.match(j.opcode)]))
+            self._loops = (self.instructions, loops)
+        return self._loops[1]
 
     def hot_loop(self) -> Optional[Loop]:
         """The loop with the most global memory instructions (the largest of equals, so that
@@ -151,21 +163,42 @@ _INSTRUCTION = re.compile(
     r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
 
 
+_LABEL = re.compile(r"^(\.L\w+):\s*$")
+_LABEL_OPERAND = re.compile(r"`\((\.L\w+)\)")
+
+
 def parse_sass(text: str) -> dict[str, list[Instruction]]:
-    """cuobjdump -sass output: mangled kernel name -> its instructions."""
+    """cuobjdump -sass or nvdisasm output: mangled kernel name -> its instructions (nvdisasm's
+    branch labels replaced by the addresses they stand for, as cuobjdump prints them)."""
     kernels: dict[str, list[Instruction]] = {}
+    labels: dict[str, int] = {}
+    pending: list[str] = []
     current = None
     for line in text.splitlines():
-        m = re.match(r"\s*Function : (\S+)", line)
+        m = re.match(r"\s*Function : (\S+)", line) or re.match(r"\.text\.(\S+):\s*$", line)
         if m:
             current = kernels.setdefault(m.group(1), [])
             continue
         if current is None:
             continue
+        m = _LABEL.match(line)
+        if m:
+            pending.append(m.group(1))
+            continue
         m = _INSTRUCTION.search(line)
         if m:
-            current.append(Instruction(int(m.group(1), 16), (m.group(2) or "").strip(),
-                                       m.group(3), m.group(4).strip()))
+            address = int(m.group(1), 16)
+            labels.update((label, address) for label in pending)
+            pending.clear()
+            current.append(Instruction(address, (m.group(2) or "").strip(), m.group(3),
+                                       m.group(4).strip()))
+    if labels:
+        for instructions in kernels.values():
+            for i in instructions:
+                if "`(" in i.operands:
+                    i.operands = _LABEL_OPERAND.sub(
+                        lambda m: hex(labels[m.group(1)]) if m.group(1) in labels else m.group(0),
+                        i.operands)
     return kernels
 
 
@@ -195,11 +228,16 @@ def demangle(names: list[str]) -> dict[str, str]:
 
 def read_cubin(cubin: Path, arch: Optional[str] = None) -> list[Kernel]:
     """The kernels of a cubin, or of a library's device code for `arch` (e.g. the built
-    fusedattn/_C*.so)."""
-    tool = [str(cuobjdump()), *(["-arch", arch] if arch else [])]
-    sass = subprocess.run([*tool, "-sass", str(cubin)], capture_output=True, text=True, check=True)
-    res = subprocess.run([*tool, "-res-usage", str(cubin)], capture_output=True, text=True,
-                         check=True)
+    fusedattn/_C*.so). A cubin is disassembled by nvdisasm without its dataflow analysis, which
+    the report does not use (half of cuobjdump's 0.8 s a Triton kernel)."""
+    if arch is None:
+        sass = subprocess.run([str(nvdisasm()), "--no-dataflow", "--print-code", str(cubin)],
+                              capture_output=True, text=True, check=True)
+    else:
+        sass = subprocess.run([str(cuobjdump()), "-arch", arch, "-sass", str(cubin)],
+                              capture_output=True, text=True, check=True)
+    res = subprocess.run([str(cuobjdump()), *(["-arch", arch] if arch else []), "-res-usage",
+                          str(cubin)], capture_output=True, text=True, check=True)
     code = parse_sass(sass.stdout)
     resources = parse_resources(res.stdout)
     names = demangle(sorted(code))
@@ -209,6 +247,13 @@ def read_cubin(cubin: Path, arch: Optional[str] = None) -> list[Kernel]:
         kernels.append(Kernel(mangled, names[mangled], r.get("REG", 0), r.get("STACK", 0),
                               r.get("LOCAL", 0), r.get("SHARED", 0), instructions))
     return kernels
+
+
+def holds_arch(library: Path, arch: str) -> bool:
+    """Whether a library's device code has a cubin for `arch` (without disassembling it)."""
+    listing = subprocess.run([str(cuobjdump()), "-lelf", str(library)], capture_output=True,
+                             text=True)
+    return listing.returncode == 0 and f".{arch}." in listing.stdout
 
 
 def compile_cuda(source: Path, include: Path, cache: Path, arch: str = "sm_90",
