@@ -329,32 +329,24 @@ __global__ void __launch_bounds__(kEpilogueThreads) gather_kernel(EpilogueArgs p
   float* sums = p.sums + (b * p.pixel_blocks + block) * 2 * p.K;
   for (int64_t k0 = 0; k0 < p.K; k0 += kGatherMaps) {
     const int maps = static_cast<int>(p.K - k0 < kGatherMaps ? p.K - k0 : kGatherMaps);
-    for (int i = 0; i < maps; i += kLogitBatch) {
-      float x[kLogitBatch], total[kLogitBatch];
-#pragma unroll
-      for (int u = 0; u < kLogitBatch; ++u) {  // loads first: a batch's are in flight together
-        const int64_t k = k0 + i + u;
-        x[u] = total[u] = 0.f;
-        if (in && i + u < maps) {
-          x[u] = load_logit(a, p.sak, p.san, k, n);
-          for (int64_t j = 0; j < p.channel_splits; ++j) {
-            total[u] += gw[j * split_stride + k * p.w_cols + n];
-          }
-        }
+    const auto split_total = [&](int64_t k) {  // gw[k, n] summed over the channel splits
+      float total = 0.f;
+      for (int64_t j = 0; j < p.channel_splits; ++j) {
+        total += gw[j * split_stride + k * p.w_cols + n];
       }
-#pragma unroll
-      for (int u = 0; u < kLogitBatch; ++u) {
-        const int64_t k = k0 + i + u;
-        if (i + u >= maps) break;
-        if (in) gw[k * p.w_cols + n] = total[u];
-        const float gw_sig = warp_sum(in ? total[u] * fm::sigmoid(x[u]) : 0.f);
-        const float won = warp_sum(winner.winner == k ? fm::pixel_prob(x[u], lse[k]) : 0.f);
-        if (lane == 0) {
-          warp_sums[(i + u) * kWarps + warp] = gw_sig;
-          warp_sums[(kGatherMaps + i + u) * kWarps + warp] = won;
-        }
+      return total;
+    };
+    for_each_map(a, p.sak, p.san, n, in, k0, k0 + maps, split_total,
+                 [&](int64_t k, float x, float total) {
+      const int i = static_cast<int>(k - k0);
+      if (in) gw[k * p.w_cols + n] = total;
+      const float gw_sig = warp_sum(in ? total * fm::sigmoid(x) : 0.f);
+      const float won = warp_sum(winner.winner == k ? fm::pixel_prob(x, lse[k]) : 0.f);
+      if (lane == 0) {
+        warp_sums[i * kWarps + warp] = gw_sig;
+        warp_sums[(kGatherMaps + i) * kWarps + warp] = won;
       }
-    }
+    });
     __syncthreads();
     const int t = static_cast<int>(threadIdx.x);
     if (t < 2 * maps) {
@@ -403,25 +395,14 @@ __global__ void __launch_bounds__(kEpilogueThreads) logits_kernel(EpilogueArgs p
   const PixelWinner winner = p.grad_diversity != nullptr
                                  ? pixel_winner(a, p.sak, p.san, p.K, n, s, lse) : PixelWinner{};
   T* ga = static_cast<T*>(p.grad_logits) + b * p.gab;
-  for (int64_t k0 = 0; k0 < p.K; k0 += kLogitBatch) {
-    float x[kLogitBatch], g[kLogitBatch];
-#pragma unroll
-    for (int u = 0; u < kLogitBatch; ++u) {  // loads first: a batch's are in flight together
-      const int64_t k = k0 + u;
-      x[u] = k < p.K ? load_logit(a, p.sak, p.san, k, n) : 0.f;
-      g[u] = k < p.K ? gw[k * p.w_cols + n] : 0.f;
-    }
-#pragma unroll
-    for (int u = 0; u < kLogitBatch; ++u) {
-      const int64_t k = k0 + u;
-      if (k >= p.K) break;
-      const float sig = fm::sigmoid(x[u]);
-      const float gsig = fm::sigmoid_map_grad(s[k], g[u], gg[k], inv_n);
-      const float prob = p.grad_diversity != nullptr ? fm::pixel_prob(x[u], lse[k]) : 0.f;
-      const float gp = winner.winner == k ? -gd * s[k] : 0.f;
-      ga[k * p.gak + n * p.gan] = from_float<T>(fm::logit_grad(gsig, sig, prob, gp, p_dot_gp[k]));
-    }
-  }
+  for_each_map(a, p.sak, p.san, n, true, 0, p.K, [&](int64_t k) { return gw[k * p.w_cols + n]; },
+               [&](int64_t k, float x, float g) {
+    const float sig = fm::sigmoid(x);
+    const float gsig = fm::sigmoid_map_grad(s[k], g, gg[k], inv_n);
+    const float prob = p.grad_diversity != nullptr ? fm::pixel_prob(x, lse[k]) : 0.f;
+    const float gp = winner.winner == k ? -gd * s[k] : 0.f;
+    ga[k * p.gak + n * p.gan] = from_float<T>(fm::logit_grad(gsig, sig, prob, gp, p_dot_gp[k]));
+  });
 }
 
 }  // namespace

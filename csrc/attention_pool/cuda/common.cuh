@@ -159,23 +159,39 @@ __device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t 
   __syncthreads();
 }
 
-// Calls fn(k, a[k, n]) for k = 0, 1, ..., K - 1 in order, loading kLogitBatch logits before
-// using any: a kernel that walks a pixel's maps waits for ceil(K / kLogitBatch) round trips to
-// memory, not K.
+// Calls fn(k, a[k, n], extra(k)) for k = k_begin, ..., k_end - 1 in order, loading kLogitBatch
+// maps' logit and extra value (a float the caller reads per map, e.g. a gradient) before using
+// any: a kernel that walks a pixel's maps waits for ceil(maps / kLogitBatch) round trips to
+// memory, not one a map. Where `load` is false nothing is read and fn still sees every map (its
+// values 0), so that a thread past the last pixel takes part in its warp's sums.
+template <typename T, typename Extra, typename Fn>
+__device__ __forceinline__ void for_each_map(const T* a, int64_t sak, int64_t san, int64_t n,
+                                             bool load, int64_t k_begin, int64_t k_end,
+                                             Extra&& extra, Fn&& fn) {
+  const int maps = static_cast<int>(k_end - k_begin);
+  for (int i = 0; i < maps; i += kLogitBatch) {
+    float x[kLogitBatch], y[kLogitBatch];
+#pragma unroll
+    for (int u = 0; u < kLogitBatch; ++u) {
+      x[u] = y[u] = 0.f;
+      if (load && i + u < maps) {
+        x[u] = load_logit(a, sak, san, k_begin + i + u, n);
+        y[u] = extra(k_begin + i + u);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kLogitBatch; ++u) {
+      if (i + u < maps) fn(k_begin + i + u, x[u], y[u]);
+    }
+  }
+}
+
+// Calls fn(k, a[k, n]) for k = 0, 1, ..., K - 1 in order (for_each_map with no extra value).
 template <typename T, typename Fn>
 __device__ __forceinline__ void for_each_logit(const T* a, int64_t sak, int64_t san, int64_t K,
                                                int64_t n, Fn&& fn) {
-  for (int64_t k0 = 0; k0 < K; k0 += kLogitBatch) {
-    float x[kLogitBatch];
-#pragma unroll
-    for (int u = 0; u < kLogitBatch; ++u) {
-      x[u] = k0 + u < K ? load_logit(a, sak, san, k0 + u, n) : 0.f;
-    }
-#pragma unroll
-    for (int u = 0; u < kLogitBatch; ++u) {
-      if (k0 + u < K) fn(k0 + u, x[u]);
-    }
-  }
+  for_each_map(a, sak, san, n, true, 0, K, [](int64_t) { return 0.f; },
+               [&](int64_t k, float x, float) { fn(k, x); });
 }
 
 // The pixel-max winner: fed the maps' candidates s[k] p[k, n] upwards from k = 0, it keeps the
