@@ -200,7 +200,10 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
   // (Gv: the bytes of gv as "features" reads it; the padded copy also costs maps V + Gv)
   const int64_t Wmaps = B * p.w_rows * p.w_cols * e, Gv = B * p.gv_rows * p.gv_cols * e;
-  const int64_t Gw = static_cast<int64_t>(p.gw_floats) * 4, Sums = p.sums_floats * 4;
+  // (gw's bytes: "features" writes its map groups' rows of each split, "gather" reads K of them;
+  // the rows past those, padding to mma's k, are never touched)
+  const int64_t Gw = B * p.channel_splits * maps.w_rows * p.w_cols * 4;
+  const int64_t GwRead = B * p.channel_splits * K * p.w_cols * 4, Sums = p.sums_floats * 4;
   // (maps: a block per kMapsRows scratch rows and kMapsColumns columns, kMapsUnroll elements a
   // thread in flight)
   const int64_t copied_cols = p.gv_direct ? 0 : p.gv_cols;
@@ -236,7 +239,7 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   const int64_t splits_in_flight = p.channel_splits < 4 ? p.channel_splits : 4;
   p.gather = {B * p.pixel_blocks, 1, kEpilogueThreads,
               2 * kGatherMaps * (kEpilogueThreads / 32) * sizeof(float),
-              A + Gw + B * K * N * 4 + Sums,
+              A + GwRead + B * K * N * 4 + Sums,
               kEpilogueThreads * kLogitBatch * (4 * splits_in_flight + e),
               K, 1 + 2 * batches};
   p.logits = {B * p.pixel_blocks, 1, kEpilogueThreads, 2 * static_cast<size_t>(K) * sizeof(float),
