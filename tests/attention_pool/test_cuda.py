@@ -81,6 +81,17 @@ def test_any_number_of_maps(K):
                                      shape_class) == "cuda"
 
 
+@pytest.mark.parametrize("hw", [57, 58])
+def test_stats_logit_cache_either_side_of_its_size(hw):
+    """"stats" keeps a sample's logits in shared memory between its passes up to 64 KB
+    (kStatsCacheBytes): float32, K = 5 puts 57x57 (64,980 bytes) inside and 58x58 (67,280)
+    outside; both must match the reference, in both layouts."""
+    device = require_backend("cuda", torch.float32)
+    for layout in ("contiguous", "channels_last"):
+        f, a = make_inputs(1, 17, hw, hw, 5, dtype=torch.float32, layout=layout, device=device)
+        check_against_reference("cuda", f, a)
+
+
 @needs_gpu
 @pytest.mark.parametrize("mode", ["graph", "reduce-overhead"])
 def test_cuda_graph_capture(mode):

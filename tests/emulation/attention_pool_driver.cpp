@@ -53,6 +53,8 @@ const std::map<std::string, Case> kCases = {
     {"small_map", {2, 130, 7, 7, 8, false, true}},     // 7x7: the flat path where dense
     {"one_pixel", {2, 17, 1, 1, 1, false, true}},      // N = 1: loads along the channels
     {"no_channels", {2, 0, 4, 4, 3, false, true}},     // C = 0: no pooling work at all
+    // float32's 67 KB of logits a sample: past "stats"' shared copy (kStatsCacheBytes)
+    {"uncached", {1, 17, 58, 58, 5, true, true}},
 };
 
 // Deterministic values in [-2, 2).

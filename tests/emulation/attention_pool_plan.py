@@ -11,7 +11,8 @@ cp.async ring turns over; the block orders show any dependence on the order bloc
 
 from mutant import Mutant  # tests/emulation/mutant.py (sanitize.py puts it on the path)
 
-CASES = ["tiles", "maps33", "maps64", "maps9", "maps70", "small_map", "one_pixel", "no_channels"]
+CASES = ["tiles", "maps33", "maps64", "maps9", "maps70", "small_map", "one_pixel", "no_channels",
+         "uncached"]
 LAYOUTS = ["nchw", "nhwc", "dense", "rows8"]
 ONE_SM = {"FUSEDATTN_EMULATE_SM_COUNT": "1"}
 

@@ -92,11 +92,11 @@ __device__ __forceinline__ float load_logit(const T* a, int64_t sak, int64_t san
 // average of sigmoid(a[k, :])) and lse[k] (log-sum-exp of a[k, :] over the pixels). With K >=
 // kStatsWarps a warp per map; with fewer maps, warps_per_map warps share a map's pixels and
 // their partial sums meet in `partials` ([3][kStatsWarps] floats) in warp order. Lanes load
-// kUnroll pixels before using any, so that several loads are in flight. Ends with a
-// __syncthreads.
+// kUnroll pixels before using any, so that several loads are in flight. With a `cache` (K x N,
+// in shared memory), the logits are also copied into it. Ends with a __syncthreads.
 template <typename T>
 __device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t K, int64_t N,
-                                  float* s, float* lse, float* partials) {
+                                  float* s, float* lse, float* partials, T* cache) {
   constexpr int kUnroll = kStatsUnroll;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int warps_per_map = 1;
@@ -112,6 +112,7 @@ __device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t 
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t n = n0 + u * stride;
         x[u] = n < N ? load_logit(a, sak, san, k, n) : 0.f;
+        if (cache != nullptr && n < N) cache[k * N + n] = from_float<T>(x[u]);  // exact
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {

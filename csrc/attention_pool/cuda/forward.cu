@@ -1,5 +1,6 @@
 // The forward (plan.h): "stats" (one block per sample: importance and log-sum-exp, then one
-// pass over the pixels for the diversity and the recalibrated maps w, once per sample), "pool"
+// pass over the pixels for the diversity and the recalibrated maps w, once per sample, reading
+// the logits again from its shared-memory copy where they fit), "pool"
 // (v = alpha w f^T, the one pass over the features, on tensor cores through a cp.async ring)
 // and, where pixel chunks were split between blocks, "reduce" (their partial sums added in a
 // fixed order).
@@ -18,6 +19,7 @@ struct StatsArgs {
   float* diversity;    // (B,) out, or nullptr
   void* w;             // (B, w_rows, w_cols) out, the input dtype
   int64_t w_rows, w_cols;
+  bool cache_logits;   // keep the sample's logits in shared memory after [3 kStatsWarps]
 };
 
 template <typename T>
@@ -25,21 +27,24 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
   float* s = dynamic_shared_memory<float>();  // [K]
   float* lse = s + p.K;                        // [K]
   float* scratch = lse + p.K;                  // [3 kStatsWarps]
+  T* cache = p.cache_logits ? reinterpret_cast<T*>(scratch + 3 * kStatsWarps) : nullptr;  // [K][N]
   const int64_t b = blockIdx.x;
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
-  sample_statistics(a, p.sak, p.san, p.K, p.N, s, lse, scratch);
+  sample_statistics(a, p.sak, p.san, p.K, p.N, s, lse, scratch, cache);
   for (int64_t k = threadIdx.x; k < p.K; k += kStatsThreads) {
     p.importance[b * p.K + k] = s[k];
     if (p.logsumexp != nullptr) p.logsumexp[b * p.K + k] = lse[k];
   }
   // One pass over the pixels: the recalibrated maps w into the scratch (zero past K rows and N
-  // pixels) and D = sum_n max_k s[k] p[k, n].
+  // pixels) and D = sum_n max_k s[k] p[k, n], the logits read again from the cache if any.
+  const T* logits = cache != nullptr ? cache : a;
+  const int64_t sak = cache != nullptr ? p.N : p.sak, san = cache != nullptr ? 1 : p.san;
   T* w = static_cast<T*>(p.w) + b * p.w_rows * p.w_cols;
   float partial = 0.f;
   for (int64_t n = threadIdx.x; n < p.w_cols; n += kStatsThreads) {
     if (n < p.N) {
       PixelWinner winner;
-      for_each_logit(a, p.sak, p.san, p.K, n, [&](int64_t k, float x) {
+      for_each_logit(logits, sak, san, p.K, n, [&](int64_t k, float x) {
         if (p.diversity != nullptr) winner.add(k, fm::weighted_prob(s[k], x, lse[k]));
         w[k * p.w_cols + n] = from_float<T>(s[k] * fm::sigmoid(x));
       });
@@ -204,7 +209,8 @@ void launch_forward(const ForwardParams& p, const ForwardPlan& plan, DType dtype
     using T = typename decltype(type)::type;
     const StatsArgs stats{p.logits, p.sab, p.sak, p.san, p.K, p.N,
                           static_cast<float*>(p.importance), static_cast<float*>(p.logsumexp),
-                          static_cast<float*>(p.diversity), scratch.w, plan.w_rows, plan.w_cols};
+                          static_cast<float*>(p.diversity), scratch.w, plan.w_rows, plan.w_cols,
+                          plan.cache_logits};
     launch(stats_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)), dim3(plan.stats.threads),
            plan.stats.shared_bytes, stream, stats);
     if (plan.pool.grid_x == 0) return;

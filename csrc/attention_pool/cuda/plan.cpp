@@ -138,12 +138,15 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   p.w_scratch_elements = static_cast<size_t>(B * p.w_rows * p.w_cols);
   const int64_t W = static_cast<int64_t>(p.w_scratch_elements) * e;
   // (stats: the statistics' round trips, then the pass over the pixels, a thread's maps
-  // kLogitBatch at a time)
+  // kLogitBatch at a time: from the shared copy of the logits where it fits, else from memory)
+  p.cache_logits = K * N * e <= kStatsCacheBytes;
+  const int64_t second_pass_rounds =
+      p.cache_logits ? 0 : ceil_div(p.w_cols, kStatsThreads) * ceil_div(K, kLogitBatch);
   p.stats = {B, 1, kStatsThreads,
-             (2 * static_cast<size_t>(K) + 3 * kStatsThreads / 32) * sizeof(float),
+             (2 * static_cast<size_t>(K) + 3 * kStatsThreads / 32) * sizeof(float) +
+                 (p.cache_logits ? static_cast<size_t>(K * N * e) : 0),
              A + W + B * (2 * K + 1) * 4, kStatsThreads * kStatsUnroll * e,
-             ceil_div(K * N, kStatsThreads * kStatsUnroll),
-             stats_rounds(K, N) + ceil_div(p.w_cols, kStatsThreads) * ceil_div(K, kLogitBatch)};
+             ceil_div(K * N, kStatsThreads * kStatsUnroll), stats_rounds(K, N) + second_pass_rounds};
   int64_t pool_shared = 0, stage_bytes = 0;
   with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
     pool_shared = decltype(tiles_of)::kPoolSharedBytes;

@@ -46,6 +46,9 @@ constexpr int kMaxGroupMaps = 8 * kMaxMapTiles;
 constexpr int kStatsThreads = 512;
 constexpr int kStatsUnroll = 8;  // logits each lane loads before using any
 constexpr int kLogitBatch = 8;   // a pixel's maps loaded before using any (for_each_logit)
+// "stats" keeps a sample's logits in shared memory between its two passes where they fit in
+// this many bytes: its second pass (w and the diversity) then makes no round trip to memory.
+constexpr int64_t kStatsCacheBytes = 64 * 1024;
 constexpr int kMapsThreads = 256;
 // Scratch rows a "maps" block writes (w_rows: whole 16s in the backward), and the elements a
 // thread loads before storing any.
@@ -142,6 +145,7 @@ struct ForwardPlan {
   int64_t w_rows;           // map_groups * 8 * map_tiles: the scratch's rows, zero past K
   int64_t w_cols;           // the scratch's row length: N rounded up to whole pixel chunks
   int64_t channel_tiles, pixel_chunks, pixel_splits, chunks_per_split;
+  bool cache_logits;        // "stats" reads its second pass from shared memory (kStatsCacheBytes)
   Launch stats, pool, reduce;
   size_t w_scratch_elements, partial_floats;  // the scratch buffers (elements, floats)
 };
