@@ -56,6 +56,12 @@ MUTANTS = [
            [r"AddressSanitizer: (heap-buffer-overflow|use-after-poison)"],
            "a tile copy's chunk bound one past: the last stage's copy lands past the block's "
            "shared memory (on the emulator's poisoned guard after it)"),
+    Mutant("stats_vector_bound", "attention_pool/cuda/common.cuh",
+           "          v[u] = c < chunks ? load_global_v4(row + c) : uint4{0, 0, 0, 0};",
+           "          v[u] = load_global_v4(row + c);", "asan", ["maps70", "bfloat16", "nchw"], {},
+           [r"AddressSanitizer: (use-after-poison|heap-buffer-overflow)"],
+           "\"stats\"' 16-byte logit loads unguarded: chunks past a map's row read its poisoned "
+           "gap"),
     Mutant("shuffle_exited_lanes", "attention_pool/cuda/forward.cu",
            "    const float D = block_sum<kStatsThreads>(partial, scratch);",
            "    if (threadIdx.x >= p.N) return;\n"

@@ -92,12 +92,15 @@ __device__ __forceinline__ float load_logit(const T* a, int64_t sak, int64_t san
 // average of sigmoid(a[k, :])) and lse[k] (log-sum-exp of a[k, :] over the pixels). With K >=
 // kStatsWarps a warp per map; with fewer maps, warps_per_map warps share a map's pixels and
 // their partial sums meet in `partials` ([3][kStatsWarps] floats) in warp order. Lanes load
-// kUnroll pixels before using any, so that several loads are in flight. With a `cache` (K x N,
-// in shared memory), the logits are also copied into it. Ends with a __syncthreads.
+// kUnroll pixels before using any, so that several loads are in flight; with `vector` (a map's
+// pixels contiguous in whole 16-byte chunks from 16-byte aligned rows), kStatsVectorChunks
+// chunks. With a `cache` (K x N, in shared memory, 16-byte aligned), the logits are also copied
+// into it. Ends with a __syncthreads.
 template <typename T>
 __device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t K, int64_t N,
-                                  float* s, float* lse, float* partials, T* cache) {
-  constexpr int kUnroll = kStatsUnroll;
+                                  float* s, float* lse, float* partials, T* cache, bool vector) {
+  constexpr int kUnroll = kStatsUnroll, kChunks = kStatsVectorChunks;
+  constexpr int kV = 16 / static_cast<int>(sizeof(T));  // logits a chunk
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int warps_per_map = 1;
   while (warps_per_map * 2 * K <= kStatsWarps) warps_per_map *= 2;
@@ -106,19 +109,44 @@ __device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t 
   for (int64_t k = warp / warps_per_map; k < K; k += kStatsWarps / warps_per_map) {
     float gap = 0.f;
     fm::SoftmaxState<float> st = fm::softmax_empty<float>();
-    for (int64_t n0 = lane + 32 * slot; n0 < N; n0 += kUnroll * stride) {
-      float x[kUnroll];
+    const auto take = [&](float x) {
+      gap += fm::sigmoid(x);
+      st = fm::softmax_push(st, x);
+    };
+    if (vector) {
+      const uint4* row = reinterpret_cast<const uint4*>(a + k * sak);
+      uint4* cached = cache != nullptr ? reinterpret_cast<uint4*>(cache + k * N) : nullptr;
+      const int64_t chunks = N / kV;
+      for (int64_t c0 = lane + 32 * slot; c0 < chunks; c0 += kChunks * stride) {
+        uint4 v[kChunks];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t n = n0 + u * stride;
-        x[u] = n < N ? load_logit(a, sak, san, k, n) : 0.f;
-        if (cache != nullptr && n < N) cache[k * N + n] = from_float<T>(x[u]);  // exact
+        for (int u = 0; u < kChunks; ++u) {
+          const int64_t c = c0 + u * stride;
+          v[u] = c < chunks ? load_global_v4(row + c) : uint4{0, 0, 0, 0};
+        }
+#pragma unroll
+        for (int u = 0; u < kChunks; ++u) {
+          const int64_t c = c0 + u * stride;
+          if (c >= chunks) continue;
+          if (cached != nullptr) cached[c] = v[u];
+          T x[kV];
+          memcpy(x, &v[u], sizeof x);
+#pragma unroll
+          for (int i = 0; i < kV; ++i) take(to_float(x[i]));
+        }
       }
+    } else {
+      for (int64_t n0 = lane + 32 * slot; n0 < N; n0 += kUnroll * stride) {
+        float x[kUnroll];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        if (n0 + u * stride < N) {
-          gap += fm::sigmoid(x[u]);
-          st = fm::softmax_push(st, x[u]);
+        for (int u = 0; u < kUnroll; ++u) {
+          const int64_t n = n0 + u * stride;
+          x[u] = n < N ? load_logit(a, sak, san, k, n) : 0.f;
+          if (cache != nullptr && n < N) cache[k * N + n] = from_float<T>(x[u]);  // exact
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          if (n0 + u * stride < N) take(x[u]);
         }
       }
     }

@@ -19,7 +19,8 @@ struct StatsArgs {
   float* diversity;    // (B,) out, or nullptr
   void* w;             // (B, w_rows, w_cols) out, the input dtype
   int64_t w_rows, w_cols;
-  bool cache_logits;   // keep the sample's logits in shared memory after [3 kStatsWarps]
+  bool cache_logits;   // keep the sample's logits in shared memory (after stats_shared_floats)
+  bool vector_logits;  // load them in 16-byte chunks (sample_statistics)
 };
 
 template <typename T>
@@ -27,10 +28,11 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
   float* s = dynamic_shared_memory<float>();  // [K]
   float* lse = s + p.K;                        // [K]
   float* scratch = lse + p.K;                  // [3 kStatsWarps]
-  T* cache = p.cache_logits ? reinterpret_cast<T*>(scratch + 3 * kStatsWarps) : nullptr;  // [K][N]
+  // [K][N]: the logits between the two passes
+  T* cache = p.cache_logits ? reinterpret_cast<T*>(s + stats_shared_floats(p.K)) : nullptr;
   const int64_t b = blockIdx.x;
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
-  sample_statistics(a, p.sak, p.san, p.K, p.N, s, lse, scratch, cache);
+  sample_statistics(a, p.sak, p.san, p.K, p.N, s, lse, scratch, cache, p.vector_logits);
   for (int64_t k = threadIdx.x; k < p.K; k += kStatsThreads) {
     p.importance[b * p.K + k] = s[k];
     if (p.logsumexp != nullptr) p.logsumexp[b * p.K + k] = lse[k];
@@ -207,10 +209,13 @@ void launch_forward(const ForwardParams& p, const ForwardPlan& plan, DType dtype
                     const ForwardScratch& scratch, cudaStream_t stream) {
   dispatch_dtype(dtype, [&](auto type) {
     using T = typename decltype(type)::type;
+    const bool vector_logits = logits_in_chunks(static_cast<int>(sizeof(T)),
+                                                reinterpret_cast<uintptr_t>(p.logits), p.sab,
+                                                p.sak, p.san, p.N);
     const StatsArgs stats{p.logits, p.sab, p.sak, p.san, p.K, p.N,
                           static_cast<float*>(p.importance), static_cast<float*>(p.logsumexp),
                           static_cast<float*>(p.diversity), scratch.w, plan.w_rows, plan.w_cols,
-                          plan.cache_logits};
+                          plan.cache_logits, vector_logits};
     launch(stats_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)), dim3(plan.stats.threads),
            plan.stats.shared_bytes, stream, stats);
     if (plan.pool.grid_x == 0) return;

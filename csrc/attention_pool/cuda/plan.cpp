@@ -60,11 +60,12 @@ void with_tiles(int element_size, int map_tiles, FeatureLoad load, Fn&& fn) {
 }
 
 // Round trips of sample_statistics (common.cuh): warps share a map's pixels when K is small,
-// each lane loading kStatsUnroll logits at a time.
-int64_t stats_rounds(int64_t K, int64_t N) {
+// each lane loading `per_lane` logits at a time.
+int64_t stats_rounds(int64_t K, int64_t N, int64_t per_lane) {
   int64_t warps_per_map = 1;
   while (warps_per_map * 2 * K <= kStatsThreads / 32) warps_per_map *= 2;
-  return ceil_div(N, 32 * warps_per_map * kStatsUnroll) * ceil_div(K, kStatsThreads / 32 / warps_per_map);
+  return ceil_div(N, 32 * warps_per_map * per_lane) *
+         ceil_div(K, kStatsThreads / 32 / warps_per_map);
 }
 
 int64_t pixel_extent(FeatureLoad load) {
@@ -116,6 +117,13 @@ FeatureLoad choose_backward_load(FeatureLoad load, int element_size, uintptr_t a
   }
 }
 
+bool logits_in_chunks(int element_size, uintptr_t address, int64_t sab, int64_t sak, int64_t san,
+                      int64_t N) {
+  const int64_t e = element_size;
+  return san == 1 && address % 16 == 0 && (sab * e) % 16 == 0 && (sak * e) % 16 == 0 &&
+         (N * e) % 16 == 0;
+}
+
 ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element_size,
                          FeatureLoad load, int sm_count) {
   ForwardPlan p{};
@@ -140,13 +148,20 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   // (stats: the statistics' round trips, then the pass over the pixels, a thread's maps
   // kLogitBatch at a time: from the shared copy of the logits where it fits, else from memory)
   p.cache_logits = K * N * e <= kStatsCacheBytes;
+  p.vector_logits = load == FeatureLoad::kNhwc
+                        ? logits_in_chunks(element_size, 0, K * N, 1, K, N)
+                        : logits_in_chunks(element_size, 0, K * N, N, 1, N);
+  const int64_t per_lane = p.vector_logits
+                               ? kStatsVectorChunks * fusedattn::cuda::chunk_elements(element_size)
+                               : kStatsUnroll;
   const int64_t second_pass_rounds =
       p.cache_logits ? 0 : ceil_div(p.w_cols, kStatsThreads) * ceil_div(K, kLogitBatch);
   p.stats = {B, 1, kStatsThreads,
-             (2 * static_cast<size_t>(K) + 3 * kStatsThreads / 32) * sizeof(float) +
+             static_cast<size_t>(stats_shared_floats(K)) * sizeof(float) +
                  (p.cache_logits ? static_cast<size_t>(K * N * e) : 0),
-             A + W + B * (2 * K + 1) * 4, kStatsThreads * kStatsUnroll * e,
-             ceil_div(K * N, kStatsThreads * kStatsUnroll), stats_rounds(K, N) + second_pass_rounds};
+             A + W + B * (2 * K + 1) * 4, kStatsThreads * per_lane * e,
+             ceil_div(K * N, kStatsThreads * per_lane),
+             stats_rounds(K, N, per_lane) + second_pass_rounds};
   int64_t pool_shared = 0, stage_bytes = 0;
   with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
     pool_shared = decltype(tiles_of)::kPoolSharedBytes;

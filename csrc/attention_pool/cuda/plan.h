@@ -45,10 +45,17 @@ constexpr int kMaxGroupMaps = 8 * kMaxMapTiles;
 // SM at its registers.
 constexpr int kStatsThreads = 512;
 constexpr int kStatsUnroll = 8;  // logits each lane loads before using any
+// ... or, where a map's pixels are contiguous in 16-byte chunks, chunks each lane loads
+constexpr int kStatsVectorChunks = 4;
 constexpr int kLogitBatch = 8;   // a pixel's maps loaded before using any (for_each_logit)
 // "stats" keeps a sample's logits in shared memory between its two passes where they fit in
 // this many bytes: its second pass (w and the diversity) then makes no round trip to memory.
 constexpr int64_t kStatsCacheBytes = 64 * 1024;
+// "stats"' shared floats before that copy (s, lse, the warps' partial sums): whole 16-byte
+// chunks, so that the copy's rows take 16-byte stores.
+constexpr int64_t stats_shared_floats(int64_t K) {
+  return (2 * K + 3 * kStatsThreads / 32 + 3) / 4 * 4;
+}
 constexpr int kMapsThreads = 256;
 // Scratch rows a "maps" block writes (w_rows: whole 16s in the backward), and the elements a
 // thread loads before storing any.
@@ -130,6 +137,11 @@ struct Tiles {
 FeatureLoad choose_feature_load(int element_size, uintptr_t address, int64_t sb, int64_t sc,
                                 int64_t sn, int64_t C, int64_t N);
 
+// Whether "stats" can load the logits (strides sab, sak, san in elements, base `address`) in
+// 16-byte chunks along the pixels: unit pixel stride, 16-byte aligned rows, whole chunks a row.
+bool logits_in_chunks(int element_size, uintptr_t address, int64_t sab, int64_t sak, int64_t san,
+                      int64_t N);
+
 // The backward writes grad_features laid out as the feature tiles it reads (nchw: 16-byte pixel
 // rows; nhwc: 16-byte channel rows; flat: one span per channel tile), in whole 16-byte chunks:
 // `load` where the gradient's strides (gb, gc, gn), address and sizes allow that, else kScalar.
@@ -146,6 +158,9 @@ struct ForwardPlan {
   int64_t w_cols;           // the scratch's row length: N rounded up to whole pixel chunks
   int64_t channel_tiles, pixel_chunks, pixel_splits, chunks_per_split;
   bool cache_logits;        // "stats" reads its second pass from shared memory (kStatsCacheBytes)
+  // The model's "stats" loads logits in 16-byte chunks (logits_in_chunks, for logits in the
+  // features' memory format); the launch decides from the logits it gets
+  bool vector_logits;
   Launch stats, pool, reduce;
   size_t w_scratch_elements, partial_floats;  // the scratch buffers (elements, floats)
 };
