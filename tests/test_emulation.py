@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from fusedattn.sass_report import sass as sass_tools
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "tests" / "emulation"
 EMULATION = ROOT / "csrc" / "common" / "emulation"
@@ -284,23 +286,15 @@ SASS_SM90 = {
 }
 
 
-def find_cuobjdump():
-    """The toolkit's cuobjdump, one on the PATH, or the copy Triton ships."""
-    on_path = shutil.which("cuobjdump")
-    candidates = [CUDA_HOME / "bin" / "cuobjdump", *([Path(on_path)] if on_path else []),
-                  *ROOT.glob(".venv/lib/python3*/site-packages/triton/backends/nvidia/bin/"
-                             "cuobjdump")]
-    return next((path for path in candidates if path.exists()), None)
-
-
 @pytest.mark.parametrize("arch", ARCHS)
 def test_toy_kernels_compile_with_nvcc(builds, arch):
     if arch not in builds:
         pytest.skip(f"no nvcc under {CUDA_HOME}")
     obj = built(builds, arch)
-    cuobjdump = find_cuobjdump()
-    if cuobjdump is None:
-        pytest.skip("no cuobjdump to read the SASS")
+    try:
+        cuobjdump = sass_tools.cuobjdump()  # the toolkit's, else the one Triton ships
+    except sass_tools.ToolMissing as missing:
+        pytest.skip(f"no cuobjdump to read the SASS: {missing}")
     sass = run([str(cuobjdump), "-sass", str(obj)], check=True).stdout
     expected = {**SASS, **(SASS_SM90 if arch == "sm_90" else {})}
     missing = {op: what for op, what in expected.items() if op not in sass}
