@@ -424,9 +424,8 @@ void launch_backward(const BackwardParams& p, const BackwardPlan& plan, DType dt
       const FeaturesArgs args{
           p.features, p.sfb, p.sfc, p.sfn, p.C, p.N, p.K, gv, plan.gv_rows, plan.gv_cols,
           scratch.w, plan.w_rows, plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N),
-          p.grad_features,
-          p.gfb, p.gfc, p.gfn, plan.map_groups == 1, scratch.gw, plan.pixel_chunks,
-          plan.channel_splits, plan.tiles_per_split, plan.channel_tiles};
+          p.grad_features, p.gfb, p.gfc, p.gfn, plan.map_groups == 1, scratch.gw,
+          plan.pixel_chunks, plan.channel_splits, plan.tiles_per_split, plan.channel_tiles};
       dispatch_variant(plan.map_tiles, plan.load, [&](auto tiles, auto load) {
         constexpr int kTiles = decltype(tiles)::value;
         constexpr FeatureLoad kLoad = decltype(load)::value;

@@ -47,7 +47,7 @@ constexpr int kStatsThreads = 512;
 constexpr int kStatsUnroll = 8;  // logits each lane loads before using any
 // ... or, where a map's pixels are contiguous in 16-byte chunks, chunks each lane loads
 constexpr int kStatsVectorChunks = 4;
-constexpr int kLogitBatch = 8;   // a pixel's maps loaded before using any (for_each_logit)
+constexpr int kLogitBatch = 8;   // a pixel's maps loaded before using any (for_each_map)
 // "stats" keeps a sample's logits in shared memory between its two passes where they fit in
 // this many bytes: its second pass (w and the diversity) then makes no round trip to memory.
 constexpr int64_t kStatsCacheBytes = 64 * 1024;
