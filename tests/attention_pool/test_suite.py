@@ -8,16 +8,18 @@ import torch
 import fusedattn
 from fusedattn.ops.attention_pool.benchmarks import SPEC_SHAPES as SPEC_BENCHMARK_SHAPES
 from fusedattn.ops.attention_pool.testing import LAYOUTS, check_against_reference, make_inputs, run
+from fusedattn.testing import assert_close
 from helpers import ALL_BACKENDS, HAS_GPU, TRITON_INTERPRETED, require_backend
 
 # (B, C, H, W, K): odd channel counts, N = 1, K = 1, C = 1, H != W, K = 33, N = 3136; with the
 # CUDA kernels' tiles (64 channels, 32 pixels, maps in groups of up to 64), shapes that take
-# every tiled loop at least twice (3 channel tiles and 3 pixel chunks; 3 map groups).
+# every tiled loop at least twice (3 channel tiles and 3 pixel chunks; 3 map groups), and 7x7
+# maps in 3 channel tiles, the last of 8 channels (the flat span of small maps).
 CASES = [
     (2, 17, 7, 9, 5),
     (1, 1, 1, 1, 1),
     (3, 8, 1, 1, 4),
-    (2, 33, 7, 7, 1),
+    (2, 136, 7, 7, 1),
     (2, 40, 5, 4, 33),
     (4, 64, 20, 20, 8),
     (1, 24, 56, 56, 3),
@@ -110,6 +112,31 @@ def test_large_logits(backend, dtype):
     out, (gf, ga) = check_against_reference(backend, f, a)
     for t in (out.pooled, out.importance, out.diversity, gf, ga):
         assert torch.isfinite(t).all()
+
+
+@pytest.mark.parametrize("case", [(2, 136, 7, 7, 8), (1, 72, 20, 20, 8)],
+                         ids=lambda c: "B{}C{}H{}W{}K{}".format(*c))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_non_finite_feature_stays_in_its_channel(backend, dtype, case):
+    """An Inf or NaN feature makes its own channel's pooled values non-finite and no other's:
+    a kernel whose products read past a channel's pixels (the next channel's, in a flat span of
+    small maps; padding in a tile) must keep them out."""
+    device = require_backend(backend, dtype)
+    B, C, H, W, K = case
+    f, a = make_inputs(B, C, H, W, K, dtype=dtype, device=device)
+    f[:, 1, 0, 0] = float("inf")        # the first pixel after channel 0's last
+    f[:, 65, 0, 0] = float("nan")       # the second channel tile's second channel
+    f[:, C - 1, H - 1, W - 1] = -float("inf")  # the tensor's last element
+    poisoned = torch.tensor([1, 65, C - 1])
+    clean = torch.ones(C, dtype=torch.bool)
+    clean[poisoned] = False
+    out, _, _ = run(backend, f, a)
+    ref, _, _ = run("reference", f.double().cpu(), a.double().cpu())
+    base, _, _ = run("reference", f.cpu(), a.cpu())
+    assert not torch.isfinite(out.pooled[:, :, poisoned].float()).any()
+    assert_close(out.pooled[:, :, clean], ref.pooled[:, :, clean], base.pooled[:, :, clean], dtype,
+                 "pooled, clean channels")
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "3d"])

@@ -56,6 +56,13 @@ MUTANTS = [
            [r"AddressSanitizer: (heap-buffer-overflow|use-after-poison)"],
            "a tile copy's chunk bound one past: the last stage's copy lands past the block's "
            "shared memory (on the emulator's poisoned guard after it)"),
+    Mutant("span_bound", "common/cuda/tile.cuh",
+           "ptx::cp_async_cg_or_zero(dst + c, src + c, c < count);",
+           "ptx::cp_async_cg_or_zero(dst + c, src + c, c <= count);", "asan",
+           ["small_map", "bfloat16", "dense"], {},
+           [r"AddressSanitizer: (use-after-poison|heap-buffer-overflow)"],
+           "a flat span's copy one chunk past its count: a sample's last tile reads the "
+           "poisoned run after it"),
     Mutant("stats_vector_bound", "attention_pool/cuda/common.cuh",
            "          v[u] = c < chunks ? load_global_v4(row + c) : uint4{0, 0, 0, 0};",
            "          v[u] = load_global_v4(row + c);", "asan", ["maps70", "bfloat16", "nchw"], {},

@@ -74,7 +74,9 @@ class FeatureTileCopy {
       copy_(ft, pixels, channels);
     } else if constexpr (kLoad == FeatureLoad::kFlat) {
       copy_span_async<T, kTileThreads, Tiles::kFlatCapacity>(
-          ft, copy_.origin, (channels < kChannelTile ? channels : kChannelTile) * p.N);
+          ft, copy_.origin,
+          (channels < 0 ? 0 : channels < kChannelTile ? channels : kChannelTile) *
+              static_cast<int>(p.N));
     } else {
       copy_tile_scalar<T, kChannelTile, kPixelTile, Tiles::kLdf, kTileThreads>(
           ft, copy_.origin, p.sfc, p.sfn, channels, pixels);

@@ -71,45 +71,159 @@ struct PoolArgs {
   void* pooled;     // (B, K, C) out, when unsplit
   float* partial;   // (B, channel tiles, pixel splits, w_rows, kChannelTile) out, when split
   int64_t channel_tiles, pixel_splits, chunks_per_split, pixel_chunks;
+  int64_t tiles_per_block, channel_blocks;  // the flat variant's channel tiles a block streams
 };
 
+// The pool's products over a flat tile for 16-bit T: a warp's 16 channels, rows of N pixels
+// back to back in the span (not 16-byte aligned: no ldmatrix), times the map tiles of the
+// group. mma's reduction order is free as long as A and B agree, so lane quad q takes pixels
+// 16 q to 16 q + 15, four a k-step (slots 2q, 2q + 1 and 2q + 8, 2q + 9 of step s: pixels
+// 16 q + 4 s + {0, 1} and {2, 3}): a lane loads each of its two rows' 16 pixels as 9 aligned
+// 32-bit words realigned by a funnel shift each (rows start on odd elements where N is odd),
+// masked past N (the next row's pixels, maybe not finite), and each map's 16 as two 16-byte
+// loads. What is fixed per lane (offsets, shift, masks) is computed once per block.
+template <typename T, int kMapTiles, int kLdw>
+class FlatProducts {
+  static_assert(sizeof(T) == 2, "16-bit elements: two a 32-bit word");
+  int first_word_, row_words_, shift_, w_offset_;
+  uint32_t mask_[8];
+
+ public:
+  __device__ __forceinline__ FlatProducts(int N, int warp) {
+    const Lane l = Lane::of_this_thread();
+    const int x = (16 * warp + l.group) * N + 16 * l.quad;  // the first row's first pixel
+    first_word_ = x >> 1;
+    row_words_ = 4 * N;  // rows group and group + 8: 8 N elements apart, an even number
+    shift_ = 16 * (x & 1);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int n = 16 * l.quad + 2 * i;
+      mask_[i] = (n < N ? 0xffffu : 0u) | (n + 1 < N ? 0xffff0000u : 0u);
+    }
+    w_offset_ = l.group * kLdw + 16 * l.quad;
+  }
+
+  __device__ __forceinline__ void operator()(float (&acc)[kMapTiles][4], const T* span,
+                                             const T* wt) const {
+    const uint32_t* words = reinterpret_cast<const uint32_t*>(span) + first_word_;
+    uint32_t a[2][8];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t* row = words + h * row_words_;
+      uint32_t lo = row[0];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const uint32_t hi = row[i + 1];
+        const uint64_t both = static_cast<uint64_t>(hi) << 32 | lo;
+        a[h][i] = static_cast<uint32_t>(both >> shift_) & mask_[i];
+        lo = hi;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kMapTiles; ++j) {
+      const T* w_row = wt + 8 * j * kLdw + w_offset_;
+      const uint4 u0 = *reinterpret_cast<const uint4*>(w_row);
+      const uint4 u1 = *reinterpret_cast<const uint4*>(w_row + 8);
+      const uint32_t b[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+#pragma unroll
+      for (int s = 0; s < 4; ++s) {
+        const uint32_t fa[4] = {a[0][2 * s], a[1][2 * s], a[0][2 * s + 1], a[1][2 * s + 1]};
+        const uint32_t fb[2] = {b[2 * s], b[2 * s + 1]};
+        ptx::mma_m16n8k16<T>(acc[j], fa, fb, acc[j]);
+      }
+    }
+  }
+};
+
+// (what the other variants construct in FlatProducts' place)
+struct NoProducts {
+  __device__ __forceinline__ NoProducts(int, int) {}
+};
+
+// Blocks over (sample, channel tiles, pixel split, map group). A step of the ring is a pixel
+// chunk of the block's channel tile, or, for the flat variant (a channel tile's pixels are one
+// chunk), a channel tile of the block's tiles_per_block, its products stored after each.
 template <typename T, int kMapTiles, FeatureLoad kLoad>
 __global__ void __launch_bounds__(kTileThreads,
                                   (Tiles<sizeof(T), kMapTiles, kLoad>::kPoolMinBlocks))
     pool_kernel(PoolArgs p) {
   using Tiles = ::fusedattn::attention_pool::cuda::Tiles<sizeof(T), kMapTiles, kLoad>;
+  constexpr bool kTileSteps = kLoad == FeatureLoad::kFlat;
   T* smem = dynamic_shared_memory<T>();
-  const BlockIndex3 at(blockIdx.x, p.channel_tiles, p.pixel_splits);
-  const int64_t b = at.outer, ct = at.middle, split = at.inner;
+  const BlockIndex3 at(blockIdx.x, p.channel_blocks, p.pixel_splits);
+  const int64_t b = at.outer, split = at.inner;
+  const int64_t tile_begin = at.middle * p.tiles_per_block;
+  const int64_t tile_end = tile_begin + p.tiles_per_block < p.channel_tiles
+                               ? tile_begin + p.tiles_per_block : p.channel_tiles;
   const int64_t group = blockIdx.y;
-  const int64_t c0 = ct * kChannelTile, channels = p.C - c0;
+  const int64_t c0 = tile_begin * kChannelTile;
   const int64_t chunk_begin = split * p.chunks_per_split;
   const int64_t chunk_end = chunk_begin + p.chunks_per_split < p.pixel_chunks
                                 ? chunk_begin + p.chunks_per_split : p.pixel_chunks;
-  const int steps = static_cast<int>(chunk_end - chunk_begin);
+  const int steps = static_cast<int>(kTileSteps ? tile_end - tile_begin : chunk_end - chunk_begin);
   const T* f = static_cast<const T*>(p.features) + b * p.sfb;
   const T* w = static_cast<const T*>(p.w) + (b * p.w_rows + group * Tiles::kMapRows) * p.w_cols;
 
-  // Cursors over the split's pixel chunks (w's scratch holds whole tiles): each load issues the
-  // copies of the next chunk into stage `stage`.
+  // Cursors over the steps' tiles: each load issues the copies of the next one into stage
+  // `stage` (w's scratch holds whole tiles; a channel tile step copies the same maps again).
   const int64_t n0 = chunk_begin * Tiles::kExtent;
   TileCopy<T, Tiles::kMapRows, Tiles::kExtent, Tiles::kLdw, kTileThreads> copy_maps(w + n0,
                                                                                    p.w_cols);
   FeatureTileCopy<T, Tiles, kLoad> copy_features(p, f + c0 * p.sfc + n0 * p.sfn);
-  const int64_t feature_step = Tiles::kExtent * p.sfn;
-  const int channels_left = loop_count(channels);
+  const int64_t feature_step = kTileSteps ? kChannelTile * p.sfc : Tiles::kExtent * p.sfn;
+  int channels_left = loop_count(p.C - c0);
   int pixels_left = loop_count(p.N - n0);
   auto load = [&](int stage) {
     T* ft = smem + stage * Tiles::kPoolStageElements;
     copy_maps.whole(ft + Tiles::kFeatureElements);
     copy_features(ft, p, channels_left, pixels_left);
-    copy_maps.advance(Tiles::kExtent);
+    if constexpr (kTileSteps) {
+      channels_left -= kChannelTile;
+    } else {
+      copy_maps.advance(Tiles::kExtent);
+      pixels_left -= Tiles::kExtent;
+    }
     copy_features.advance(feature_step);
-    pixels_left -= Tiles::kExtent;
   };
 
+  // The lane's results: channels c0 + 16 warp + group (+ 8), maps 8 j + 2 quad (+ 1), stored
+  // as the pixel split's partial sums or (unsplit) as v. A channel tile step stores its tile
+  // of v in the loop, so through shared memory as 16-byte rows (the flat variant's channels
+  // are whole chunks).
   const int warp = threadIdx.x / 32;
+  const Lane l = Lane::of_this_thread();
   float acc[kMapTiles][4] = {};
+  auto store = [&](int64_t ct) {
+    const int64_t tile_c0 = ct * kChannelTile, k0 = group * Tiles::kMapRows;
+    T* staged = smem + kStages * Tiles::kPoolStageElements;  // [kMapRows][kLdc]
+#pragma unroll
+    for (int j = 0; j < kMapTiles; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int c = 16 * warp + l.group + 8 * (e >> 1), r = 8 * j + 2 * l.quad + (e & 1);
+        if constexpr (kTileSteps) {
+          staged[r * Tiles::kLdc + c] = from_float<T>(p.alpha * acc[j][e]);
+        } else if (p.partial != nullptr) {
+          p.partial[(((b * p.channel_tiles + ct) * p.pixel_splits + split) * p.w_rows + k0 + r) *
+                    kChannelTile + c] = acc[j][e];
+        } else if (k0 + r < p.K && c < p.C - tile_c0) {
+          static_cast<T*>(p.pooled)[(b * p.K + k0 + r) * p.C + tile_c0 + c] =
+              from_float<T>(p.alpha * acc[j][e]);
+        }
+        acc[j][e] = 0.f;
+      }
+    }
+    if constexpr (kTileSteps) {
+      __syncthreads();  // (the next step's writes follow its own barrier, after these reads)
+      store_tile<T, Tiles::kMapRows, kChannelTile, Tiles::kLdc, kTileThreads, true>(
+          static_cast<T*>(p.pooled) + (b * p.K + k0) * p.C + tile_c0, staged, p.C, 1,
+          p.K - k0, p.C - tile_c0);
+    }
+  };
+
+  constexpr bool kFlatProducts = kLoad == FeatureLoad::kFlat && sizeof(T) == 2;
+  const std::conditional_t<kFlatProducts, FlatProducts<T, kMapTiles, Tiles::kLdw>, NoProducts>
+      flat_products(static_cast<int>(p.N), warp);
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) {
     if (i < steps) load(i);
@@ -123,45 +237,34 @@ __global__ void __launch_bounds__(kTileThreads,
     ptx::cp_async_commit_group();
     const T* ft = smem + (step % kStages) * Tiles::kPoolStageElements;
     const T* wt = ft + Tiles::kFeatureElements;
-    // The warp's 16 channels times every map of the group, over the chunk's pixels in steps
-    // of 16: A = f (channels x pixels), B = w^T (pixels x maps).
-    const int pixels = kLoad == FeatureLoad::kFlat ? static_cast<int>(p.N) : kPixelTile;
+    if constexpr (kFlatProducts) {
+      flat_products(acc, ft, wt);
+    } else {
+      // The warp's 16 channels times every map of the group, over the chunk's pixels in steps
+      // of 16: A = f (channels x pixels), B = w^T (pixels x maps).
+      const int pixels = kLoad == FeatureLoad::kFlat ? static_cast<int>(p.N) : kPixelTile;
 #pragma unroll
-    for (int kk = 0; kk < Tiles::kExtent; kk += 16) {
-      if (kk >= pixels) break;
+      for (int kk = 0; kk < Tiles::kExtent; kk += 16) {
+        if (kk >= pixels) break;
 #pragma unroll
-      for (int j = 0; j < kMapTiles; ++j) {
-        if constexpr (kLoad == FeatureLoad::kNhwc) {
-          warp_mma_16x8x16<T, ColMajor, ColMajor>(acc[j], ft, Tiles::kLdc, 16 * warp, kk, wt,
-                                                  Tiles::kLdw, kk, 8 * j);
-        } else if constexpr (kLoad == FeatureLoad::kFlat) {
-          warp_mma_16x8x16<T, RowMajorGathered, ColMajor>(acc[j], ft, pixels, 16 * warp, kk,
-                                                          wt, Tiles::kLdw, kk, 8 * j, pixels);
-        } else {
-          warp_mma_16x8x16<T, RowMajor, ColMajor>(acc[j], ft, Tiles::kLdf, 16 * warp, kk, wt,
-                                                  Tiles::kLdw, kk, 8 * j);
+        for (int j = 0; j < kMapTiles; ++j) {
+          if constexpr (kLoad == FeatureLoad::kNhwc) {
+            warp_mma_16x8x16<T, ColMajor, ColMajor>(acc[j], ft, Tiles::kLdc, 16 * warp, kk, wt,
+                                                    Tiles::kLdw, kk, 8 * j);
+          } else if constexpr (kLoad == FeatureLoad::kFlat) {
+            warp_mma_16x8x16<T, RowMajorGathered, ColMajor>(acc[j], ft, pixels, 16 * warp, kk,
+                                                            wt, Tiles::kLdw, kk, 8 * j, pixels);
+          } else {
+            warp_mma_16x8x16<T, RowMajor, ColMajor>(acc[j], ft, Tiles::kLdf, 16 * warp, kk, wt,
+                                                    Tiles::kLdw, kk, 8 * j);
+          }
         }
       }
     }
+    if constexpr (kTileSteps) store(tile_begin + step);
   }
   ptx::cp_async_wait_all();  // no copy outlives the block (the last groups are empty)
-
-  // The lane's results: channels c0 + 16 warp + group (+ 8), maps 8 j + 2 quad (+ 1).
-  const Lane l = Lane::of_this_thread();
-#pragma unroll
-  for (int j = 0; j < kMapTiles; ++j) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int c = 16 * warp + l.group + 8 * (e >> 1);
-      const int64_t row = group * Tiles::kMapRows + 8 * j + 2 * l.quad + (e & 1);
-      if (p.partial != nullptr) {
-        p.partial[(((b * p.channel_tiles + ct) * p.pixel_splits + split) * p.w_rows + row) *
-                  kChannelTile + c] = acc[j][e];
-      } else if (row < p.K && c < channels) {
-        static_cast<T*>(p.pooled)[(b * p.K + row) * p.C + c0 + c] = from_float<T>(p.alpha * acc[j][e]);
-      }
-    }
-  }
+  if constexpr (!kTileSteps) store(tile_begin);
 }
 
 // v = alpha * (the pixel splits' partial sums, added in split order): blocks over (sample,
@@ -222,7 +325,8 @@ void launch_forward(const ForwardParams& p, const ForwardPlan& plan, DType dtype
     const PoolArgs pool{p.features, p.sfb, p.sfc, p.sfn, p.C, p.N, p.K, scratch.w, plan.w_rows,
                         plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N), p.pooled,
                         plan.pixel_splits > 1 ? scratch.partial : nullptr, plan.channel_tiles,
-                        plan.pixel_splits, plan.chunks_per_split, plan.pixel_chunks};
+                        plan.pixel_splits, plan.chunks_per_split, plan.pixel_chunks,
+                        plan.tiles_per_block, plan.channel_blocks};
     dispatch_variant(plan.map_tiles, plan.load, [&](auto tiles, auto load) {
       launch_pool<T, decltype(tiles)::value, decltype(load)::value>(pool, plan, stream);
     });

@@ -90,12 +90,13 @@ FeatureLoad choose_feature_load(int element_size, uintptr_t address, int64_t sb,
   const bool aligned = address % 16 == 0 && sb % v == 0;
   if (aligned && (sn == 1 || N == 1) && sc % v == 0) return FeatureLoad::kNchw;
   if (aligned && sc == 1 && sn % v == 0 && N > 1) return FeatureLoad::kNhwc;
-  // Whole rows of a small map back to back: a channel tile is one span, 16-byte aligned (tiles
-  // start at multiples of kChannelTile channels).
-  if (aligned && sn == 1 && sc == N && N <= kFlatPixels && (kChannelTile * N) % v == 0) {
+  // Whole rows of a small map back to back: with whole 16-byte chunks of channels, a channel
+  // tile is one span of whole chunks (kChannelTile is whole chunks; the last tile ends with the
+  // tensor) and a row of v is whole chunks.
+  if (aligned && sn == 1 && sc == N && N <= kFlatPixels && C % v == 0) {
+    static_assert(kChannelTile % 8 == 0, "a channel tile's span: whole 16-byte chunks");
     return FeatureLoad::kFlat;
   }
-  (void)C;
   return FeatureLoad::kScalar;
 }
 
@@ -136,11 +137,24 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   p.pixel_chunks = ceil_div(N, extent);
   p.w_cols = p.pixel_chunks * extent;
   p.channel_tiles = ceil_div(C, kChannelTile);
-  // At least two blocks per SM: split a channel tile's pixel chunks between blocks where the
-  // channel tiles alone are too few (small batches), never leaving a split empty.
-  const Split pixels = split(B * p.channel_tiles * p.map_groups, p.pixel_chunks, sm_count);
-  p.pixel_splits = pixels.splits;
-  p.chunks_per_split = pixels.per_split;
+  if (load == FeatureLoad::kFlat) {
+    // A flat tile is all of a channel tile's pixels: blocks stream several channel tiles
+    // instead, as many as leave two blocks per SM.
+    const Split tiles = split(B * p.map_groups, p.channel_tiles > 0 ? p.channel_tiles : 1,
+                              sm_count);
+    p.tiles_per_block = tiles.per_split;
+    p.channel_blocks = tiles.splits;
+    p.pixel_splits = 1;
+    p.chunks_per_split = p.pixel_chunks;
+  } else {
+    // At least two blocks per SM: split a channel tile's pixel chunks between blocks where the
+    // channel tiles alone are too few (small batches), never leaving a split empty.
+    const Split pixels = split(B * p.channel_tiles * p.map_groups, p.pixel_chunks, sm_count);
+    p.tiles_per_block = 1;
+    p.channel_blocks = p.channel_tiles;
+    p.pixel_splits = pixels.splits;
+    p.chunks_per_split = pixels.per_split;
+  }
 
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
   p.w_scratch_elements = static_cast<size_t>(B * p.w_rows * p.w_cols);
@@ -172,9 +186,10 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
         static_cast<size_t>(B * p.channel_tiles * p.pixel_splits * p.w_rows * kChannelTile);
   }
   const int64_t partial = static_cast<int64_t>(p.partial_floats) * 4;
-  p.pool = {C > 0 ? B * p.channel_tiles * p.pixel_splits : 0, p.map_groups, kTileThreads,
+  p.pool = {C > 0 ? B * p.channel_blocks * p.pixel_splits : 0, p.map_groups, kTileThreads,
             static_cast<size_t>(pool_shared), F + W + (partial > 0 ? partial : V),
-            (kStages - 1) * stage_bytes, p.chunks_per_split};
+            (kStages - 1) * stage_bytes,
+            load == FeatureLoad::kFlat ? p.tiles_per_block : p.chunks_per_split};
   if (partial > 0) {
     const int64_t parts = 8 * p.map_tiles * kChannelTile / kReduceThreads;
     const int64_t batch = p.pixel_splits < kReduceBatch ? p.pixel_splits : kReduceBatch;

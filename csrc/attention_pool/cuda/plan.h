@@ -10,6 +10,8 @@
 // channel tile, pixel split, map group) block, through a cp.async ring. Where one sample's
 // channel tiles give too few blocks to fill the GPU, pixel chunks are split between blocks and
 // launch 3, "reduce", adds their partial sums in a fixed order (deterministic, no atomics).
+// Maps small enough for the flat variant (a channel tile's pixels are one chunk) are never
+// split: a block streams several channel tiles instead.
 //
 // Backward: "maps" (the plan's `stats` launch: w from the saved importance and, where
 // grad_pooled's rows are not whole 16-byte chunks, gv padded; a block per sample, kMapsRows
@@ -72,6 +74,7 @@ enum class FeatureLoad : int {
   kNchw = 0,    // pixels contiguous, channel rows 16-byte aligned: cp.async 16-byte chunks
   kNhwc = 1,    // channels contiguous, pixel rows 16-byte aligned: cp.async, loaded transposed
   kFlat = 2,    // NCHW rows of a small map back to back: one 16-byte-chunked span per tile
+                // (and channels whole 16-byte chunks: "pool" stores v in 16-byte rows)
   kScalar = 3,  // any strides: element by element
 };
 const char* feature_load_name(FeatureLoad load);
@@ -93,10 +96,12 @@ struct Tiles {
   static constexpr int kFeatureElements =
       kLoad == FeatureLoad::kNhwc ? kPixelTile * kLdc
       : kLoad == FeatureLoad::kFlat ? kFlatCapacity : kChannelTile * kLdf;
-  // Forward ("pool"): kStages stages of (feature tile, map tile [kMapRows][kLdw]).
+  // Forward ("pool"): kStages stages of (feature tile, map tile [kMapRows][kLdw]) and, for the
+  // flat variant, the staging tile of a channel tile's v ([kMapRows][kLdc]).
   static constexpr int kPoolStageElements = kFeatureElements + kMapRows * kLdw;
   static constexpr size_t kPoolSharedBytes =
-      static_cast<size_t>(kElementSize) * kStages * kPoolStageElements;
+      static_cast<size_t>(kElementSize) *
+      (kStages * kPoolStageElements + (kLoad == FeatureLoad::kFlat ? kMapRows * kLdc : 0));
   // Backward ("features"): the chunk's map tile [kMapRows16][kLdw], kStages stages of (feature
   // tile, gv tile [kMapRows16][kLdc]), the gf staging tile ([channel][pixel] with kLdgf,
   // [pixel][channel] with kLdc, or a span: the largest), and the channel parts' gw.
@@ -157,6 +162,9 @@ struct ForwardPlan {
   int64_t w_rows;           // map_groups * 8 * map_tiles: the scratch's rows, zero past K
   int64_t w_cols;           // the scratch's row length: N rounded up to whole pixel chunks
   int64_t channel_tiles, pixel_chunks, pixel_splits, chunks_per_split;
+  // "pool"'s blocks over the channels: tiles_per_block channel tiles each (1 but for the flat
+  // variant, whose blocks stream several), channel_blocks of them a sample
+  int64_t tiles_per_block, channel_blocks;
   bool cache_logits;        // "stats" reads its second pass from shared memory (kStatsCacheBytes)
   // The model's "stats" loads logits in 16-byte chunks (logits_in_chunks, for logits in the
   // features' memory format); the launch decides from the logits it gets

@@ -197,6 +197,23 @@ __device__ __forceinline__ void cp_async_cg(void* dst, const void* src, int src_
 #endif
 }
 
+// The same, whole or nothing: 16 bytes from src where `copy`, else 16 zeros and no read of src
+// (the ignore-src form: a predicate, where a src-size in a register costs address math).
+__device__ __forceinline__ void cp_async_cg_or_zero(void* dst, const void* src, bool copy,
+                                                    CallSite where = CallSite::current()) {
+#if defined(FUSEDATTN_CUDA_EMULATION)
+  ::fusedattn::emulation::cp_async(dst, src, 16, copy ? 16 : 0, where);
+#else
+  (void)where;
+  asm volatile(
+      "{\n.reg .pred ignore;\nsetp.eq.u32 ignore, %2, 0;\n"
+      "cp.async.cg.shared.global [%0], [%1], 16, ignore;\n}\n"
+      :
+      : "r"(shared_address(dst)), "l"(src), "r"(static_cast<uint32_t>(copy))
+      : "memory");
+#endif
+}
+
 // cp.async.commit_group: the calling thread's uncommitted copies become its newest group.
 __device__ __forceinline__ void cp_async_commit_group() {
 #if defined(FUSEDATTN_CUDA_EMULATION)

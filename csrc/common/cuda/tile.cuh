@@ -169,10 +169,12 @@ __device__ __forceinline__ void copy_tile_scalar(T* dst, const T* src, int64_t r
   }
 }
 
-// Issues the cp.async copies of `count` contiguous elements (16-byte aligned) into dst, and
-// zero-fills dst up to kCapacity elements (a multiple of 16 bytes).
+// Issues the cp.async copies of `count` contiguous elements, whole 16-byte chunks from a
+// 16-byte aligned src, into dst, and zero-fills dst up to kCapacity elements (a multiple of 16
+// bytes). A streaming kernel issues this in its main loop, so a chunk costs a compare and its
+// copy (a chunk past `count` names an address it does not read, as in TileCopy).
 template <typename T, int kThreads, int kCapacity>
-__device__ __forceinline__ void copy_span_async(T* dst, const T* src, int64_t count) {
+__device__ __forceinline__ void copy_span_async(T* dst, const T* src, int count) {
   static_assert(kCapacity % kChunk<T> == 0, "16-byte chunks");
   constexpr int kChunks = kCapacity / kChunk<T>;
   constexpr int kSteps = (kChunks + kThreads - 1) / kThreads;
@@ -180,8 +182,7 @@ __device__ __forceinline__ void copy_span_async(T* dst, const T* src, int64_t co
   for (int step = 0; step < kSteps; ++step) {
     const int c = (threadIdx.x + step * kThreads) * kChunk<T>;
     if (kChunks % kThreads != 0 && c >= kCapacity) break;
-    const int64_t valid = clamp_count(count - c, kChunk<T>);
-    ptx::cp_async_cg(dst + c, valid > 0 ? src + c : src, static_cast<int>(valid * sizeof(T)));
+    ptx::cp_async_cg_or_zero(dst + c, src + c, c < count);
   }
 }
 
