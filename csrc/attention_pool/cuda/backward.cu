@@ -306,27 +306,21 @@ struct EpilogueArgs {
   int64_t gab, gak, gan;
 };
 
-// Per pixel: gw summed over the channel splits (in split order, into split 0's slot); per map
-// and pixel tile: sum_n gw sig, and the probability mass of the pixels the map wins. Maps go
-// kGatherMaps at a time: each warp's sums (shuffles) meet in shared memory, added in warp
-// order once per group of maps, not a block-wide sum per map.
+// Per pixel: gw summed over the channel splits (in split order, into split 0's slot); per map,
+// over the block's pixel tile: sum_n gw sig, and the probability mass of the pixels the map
+// wins, into sums[0][K] and sums[1][K]. Maps go kGatherMaps at a time: each warp's sums
+// (shuffles) meet in warp_sums ([2][kGatherMaps][warps] shared floats), added in warp order
+// once per group of maps, not a block-wide sum per map. Ends with a barrier.
 template <typename T>
-__global__ void __launch_bounds__(kEpilogueThreads) gather_kernel(EpilogueArgs p) {
+__device__ void gather_pixel_tile(const EpilogueArgs& p, int64_t b, int64_t n,
+                                  const PixelWinner& winner, float* warp_sums, float* sums) {
   constexpr int kWarps = kEpilogueThreads / 32;
-  float* warp_sums = dynamic_shared_memory<float>();  // [2][kGatherMaps][kWarps]
-  const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
-  const int64_t b = at.outer, block = at.middle;
-  const int64_t n = block * kEpilogueThreads + threadIdx.x;
   const bool in = n < p.N;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
-  const float* s = p.importance + b * p.K;
   const float* lse = p.logsumexp + b * p.K;
   float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
   const int64_t split_stride = p.w_rows * p.w_cols;
-  const PixelWinner winner = in && p.grad_diversity != nullptr
-                                 ? pixel_winner(a, p.sak, p.san, p.K, n, s, lse) : PixelWinner{};
-  float* sums = p.sums + (b * p.pixel_blocks + block) * 2 * p.K;
   for (int64_t k0 = 0; k0 < p.K; k0 += kGatherMaps) {
     const int maps = static_cast<int>(p.K - k0 < kGatherMaps ? p.K - k0 : kGatherMaps);
     const auto split_total = [&](int64_t k) {  // gw[k, n] summed over the channel splits
@@ -355,25 +349,20 @@ __global__ void __launch_bounds__(kEpilogueThreads) gather_kernel(EpilogueArgs p
       for (int w = 0; w < kWarps; ++w) total += warp_sums[(which * kGatherMaps + j) * kWarps + w];
       sums[which * p.K + k0 + j] = total;
     }
-    __syncthreads();  // warp_sums is free for the next group
+    __syncthreads();  // warp_sums is free for the next group; the sums are written
   }
 }
 
-// grad_logits (the spec's epilogue): gs_tot from the pixel tiles' sums (in tile order), the
-// importance-softmax gradient, then per pixel the sigmoid and pixel-softmax terms.
-template <typename T>
-__global__ void __launch_bounds__(kEpilogueThreads) logits_kernel(EpilogueArgs p) {
-  float* gg = dynamic_shared_memory<float>();  // [K]
-  float* p_dot_gp = gg + p.K;                   // [K]
-  const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
-  const int64_t b = at.outer, block = at.middle;
+// The importance-softmax part of the epilogue, per map, into shared gg[K] and p_dot_gp[K]:
+// gs_tot from the `tiles` pixel tiles' sums (gather_pixel_tile's [2][K] each, in tile order),
+// then its gradient through the softmax. Ends with a barrier.
+__device__ void importance_grads(const EpilogueArgs& p, int64_t b, const float* sums,
+                                 int64_t tiles, float* gg, float* p_dot_gp) {
   const float* s = p.importance + b * p.K;
-  const float* lse = p.logsumexp + b * p.K;
   const float gd = p.grad_diversity != nullptr ? p.grad_diversity[b] : 0.f;
-  const float* sums = p.sums + b * p.pixel_blocks * 2 * p.K;
   for (int64_t k = threadIdx.x; k < p.K; k += kEpilogueThreads) {
     float gw_sig = 0.f, won = 0.f;
-    for (int64_t i = 0; i < p.pixel_blocks; ++i) {
+    for (int64_t i = 0; i < tiles; ++i) {
       gw_sig += sums[i * 2 * p.K + k];
       won += sums[i * 2 * p.K + p.K + k];
     }
@@ -387,13 +376,20 @@ __global__ void __launch_bounds__(kEpilogueThreads) logits_kernel(EpilogueArgs p
     for (int64_t k = 0; k < p.K; ++k) gg[k] = fm::importance_softmax_grad(s[k], gg[k], weighted);
   }
   __syncthreads();
-  const int64_t n = block * kEpilogueThreads + threadIdx.x;
-  if (n >= p.N) return;
+}
+
+// grad_logits at pixel n < N (the spec's epilogue): the sigmoid and pixel-softmax terms, with
+// gw summed over the splits (split 0's slot) and importance_grads' gg and p_dot_gp.
+template <typename T>
+__device__ void write_grad_logits(const EpilogueArgs& p, int64_t b, int64_t n,
+                                  const PixelWinner& winner, const float* gg,
+                                  const float* p_dot_gp) {
+  const float* s = p.importance + b * p.K;
+  const float* lse = p.logsumexp + b * p.K;
+  const float gd = p.grad_diversity != nullptr ? p.grad_diversity[b] : 0.f;
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
   const float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
   const float inv_n = 1.f / static_cast<float>(p.N);
-  const PixelWinner winner = p.grad_diversity != nullptr
-                                 ? pixel_winner(a, p.sak, p.san, p.K, n, s, lse) : PixelWinner{};
   T* ga = static_cast<T*>(p.grad_logits) + b * p.gab;
   for_each_map(a, p.sak, p.san, n, true, 0, p.K, [&](int64_t k) { return gw[k * p.w_cols + n]; },
                [&](int64_t k, float x, float g) {
@@ -403,6 +399,52 @@ __global__ void __launch_bounds__(kEpilogueThreads) logits_kernel(EpilogueArgs p
     const float gp = winner.winner == k ? -gd * s[k] : 0.f;
     ga[k * p.gak + n * p.gan] = from_float<T>(fm::logit_grad(gsig, sig, prob, gp, p_dot_gp[k]));
   });
+}
+
+template <typename T>
+__device__ __forceinline__ PixelWinner winner_at(const EpilogueArgs& p, int64_t b, int64_t n) {
+  return n < p.N && p.grad_diversity != nullptr
+             ? pixel_winner(static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, p.K, n,
+                            p.importance + b * p.K, p.logsumexp + b * p.K)
+             : PixelWinner{};
+}
+
+// Blocks over (sample, pixel tile): gather_pixel_tile into the tile's slot of the sums scratch.
+template <typename T>
+__global__ void __launch_bounds__(kEpilogueThreads) gather_kernel(EpilogueArgs p) {
+  float* warp_sums = dynamic_shared_memory<float>();
+  const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
+  const int64_t b = at.outer, block = at.middle;
+  const int64_t n = block * kEpilogueThreads + threadIdx.x;
+  gather_pixel_tile<T>(p, b, n, winner_at<T>(p, b, n), warp_sums,
+                       p.sums + (b * p.pixel_blocks + block) * 2 * p.K);
+}
+
+// Blocks over (sample, pixel tile), after "gather": grad_logits from every tile's sums.
+template <typename T>
+__global__ void __launch_bounds__(kEpilogueThreads) logits_kernel(EpilogueArgs p) {
+  float* gg = dynamic_shared_memory<float>();  // [K]
+  float* p_dot_gp = gg + p.K;                   // [K]
+  const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
+  const int64_t b = at.outer, block = at.middle;
+  importance_grads(p, b, p.sums + b * p.pixel_blocks * 2 * p.K, p.pixel_blocks, gg, p_dot_gp);
+  const int64_t n = block * kEpilogueThreads + threadIdx.x;
+  if (n < p.N) write_grad_logits<T>(p, b, n, winner_at<T>(p, b, n), gg, p_dot_gp);
+}
+
+// "gather" and "logits" in one launch where a sample's pixels are one tile: a block per
+// sample, its per-map sums its own (shared memory), each pixel's winner found once.
+template <typename T>
+__global__ void __launch_bounds__(kEpilogueThreads) epilogue_kernel(EpilogueArgs p) {
+  float* warp_sums = dynamic_shared_memory<float>();  // [2][kGatherMaps][warps]
+  float* sums = warp_sums + 2 * kGatherMaps * (kEpilogueThreads / 32);  // [2][K]
+  float* gg = sums + 2 * p.K;                                           // [K]
+  float* p_dot_gp = gg + p.K;                                           // [K]
+  const int64_t b = blockIdx.x, n = threadIdx.x;
+  const PixelWinner winner = winner_at<T>(p, b, n);
+  gather_pixel_tile<T>(p, b, n, winner, warp_sums, sums);
+  importance_grads(p, b, sums, 1, gg, p_dot_gp);
+  if (n < p.N) write_grad_logits<T>(p, b, n, winner, gg, p_dot_gp);
 }
 
 }  // namespace
@@ -450,6 +492,11 @@ void launch_backward(const BackwardParams& p, const BackwardPlan& plan, DType dt
         static_cast<const float*>(p.grad_diversity), scratch.gw, plan.channel_splits,
         plan.w_rows, plan.w_cols, scratch.sums, plan.pixel_blocks, p.grad_logits, p.gab, p.gak,
         p.gan};
+    if (plan.epilogue.grid_x > 0) {
+      launch(epilogue_kernel<T>, dim3(static_cast<unsigned>(plan.epilogue.grid_x)),
+             dim3(plan.epilogue.threads), plan.epilogue.shared_bytes, stream, epilogue);
+      return;
+    }
     launch(gather_kernel<T>, dim3(static_cast<unsigned>(plan.gather.grid_x)),
            dim3(plan.gather.threads), plan.gather.shared_bytes, stream, epilogue);
     launch(logits_kernel<T>, dim3(static_cast<unsigned>(plan.logits.grid_x)),

@@ -229,7 +229,8 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   const int64_t padded_gv = p.gv_direct ? 0 : p.w_rows * p.gv_cols;
   p.w_scratch_elements = static_cast<size_t>(B * (p.w_rows * p.w_cols + padded_gv));
   p.gw_floats = static_cast<size_t>(B * p.channel_splits * p.w_rows * p.w_cols);
-  p.sums_floats = static_cast<size_t>(B * p.pixel_blocks * 2 * K);
+  const bool one_tile = p.pixel_blocks == 1;  // "epilogue": the sums stay in shared memory
+  p.sums_floats = one_tile ? 0 : static_cast<size_t>(B * p.pixel_blocks * 2 * K);
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
   // (Gv: the bytes of gv as "features" reads it; the padded copy also costs maps V + Gv)
   const int64_t Wmaps = B * p.w_rows * p.w_cols * e, Gv = B * p.gv_rows * p.gv_cols * e;
@@ -278,6 +279,17 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   p.logits = {B * p.pixel_blocks, 1, kEpilogueThreads, 2 * static_cast<size_t>(K) * sizeof(float),
               2 * A + B * K * N * 4 + Sums, kEpilogueThreads * kLogitBatch * (4 + e), K,
               1 + 2 * batches};
+  if (one_tile) {
+    // (the winner's round trips once, then gather's and logits' passes over the maps; gw's
+    // split totals are read back from what the same thread wrote)
+    p.epilogue = {B, 1, kEpilogueThreads,
+                  (2 * kGatherMaps * (kEpilogueThreads / 32) + 4 * static_cast<size_t>(K)) *
+                      sizeof(float),
+                  3 * A + GwRead + 2 * B * K * N * 4, p.gather.in_flight_bytes, K,
+                  1 + 3 * batches};
+    p.gather = {};
+    p.logits = {};
+  }
   return p;
 }
 

@@ -18,7 +18,9 @@
 // scratch rows and kMapsColumns columns), "features" (one pass over f that writes gf = alpha
 // gv^T w and accumulates its channel split's share of gw = alpha gv f, both on tensor cores),
 // then two small launches over (sample, pixel tile): "gather" sums the splits'
-// gw and each tile's per-map sums, "logits" applies the spec's epilogue to write grad_logits.
+// gw and each tile's per-map sums, "logits" applies the spec's epilogue to write grad_logits;
+// where a sample's pixels are one tile, one launch, "epilogue", does both (its block's sums are
+// the sample's).
 #pragma once
 
 #include <cstddef>
@@ -190,6 +192,7 @@ struct BackwardPlan {
   int64_t gv_rows, gv_cols;
   int64_t maps_column_windows;  // "maps": kMapsColumns-column windows of its row tiles
   Launch stats, features, grad_features, gather, logits;
+  Launch epilogue;          // in gather's and logits' place where pixel_blocks is 1
   // w (B, w_rows, w_cols) and, unless gv_direct, the padded gv, both of the input dtype; each
   // channel split's gw; each pixel tile's per-map sums.
   size_t w_scratch_elements, gw_floats, sums_floats;

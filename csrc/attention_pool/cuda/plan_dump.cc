@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   launch("features", "features_kernel", true, b.features, true);
   launch("grad_features", "grad_features_kernel", true, b.grad_features, true);
   launch("gather", "gather_kernel", false, b.gather, true);
-  launch("logits", "logits_kernel", false, b.logits, false);
+  launch("logits", "logits_kernel", false, b.logits, true);
+  launch("epilogue", "epilogue_kernel", false, b.epilogue, false);
   std::printf("]}\n");
   return 0;
 }
