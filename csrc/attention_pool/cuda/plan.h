@@ -48,7 +48,7 @@ constexpr int kMaxGroupMaps = 8 * kMaxMapTiles;
 // large enough that its serial round trips to memory are few, small enough for two blocks an
 // SM at its registers.
 constexpr int kStatsThreads = 512;
-constexpr int kStatsUnroll = 8;  // logits each lane loads before using any
+constexpr int kStatsUnroll = 16;  // logits each lane loads before using any
 // ... or, where a map's pixels are contiguous in 16-byte chunks, chunks each lane loads
 constexpr int kStatsVectorChunks = 4;
 constexpr int kLogitBatch = 8;   // a pixel's maps loaded before using any (for_each_map)
