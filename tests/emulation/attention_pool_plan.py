@@ -17,10 +17,11 @@ LAYOUTS = ["nchw", "nhwc", "dense", "rows8"]
 ONE_SM = {"FUSEDATTN_EMULATE_SM_COUNT": "1"}
 
 # Every case in every layout in bfloat16; float32 (whose products are FMAs, not mma) in every
-# case and two layouts; float16 (bfloat16's paths with other conversions) in three cases. The
+# case and two layouts, and in the flat span; float16 (bfloat16's paths with other conversions) in three cases. The
 # block orders and SM counts on the cases whose blocks share work (splits, map groups).
 CLEAN = [("asan", [case, "bfloat16", layout], None) for case in CASES for layout in LAYOUTS]
 CLEAN += [("asan", [case, "float32", layout], None) for case in CASES for layout in ("nchw", "rows8")]
+CLEAN += [("asan", ["small_map", "float32", "dense"], env) for env in (None, ONE_SM)]
 CLEAN += [("asan", [case, "float16", layout], None) for case in ("tiles", "maps70", "small_map")
           for layout in ("nhwc", "dense")]
 CLEAN += [("asan", [case, "bfloat16", layout], env) for case, layout in (
