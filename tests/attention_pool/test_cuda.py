@@ -3,7 +3,9 @@ only the kernels' logic (determinism, agreement with Triton, the K fallback) run
 in the CPU emulation of the CUDA execution model; the build check confirms CI compiled the CUDA
 sources for sm_80 and sm_90; graph capture and > 2^31 elements need a GPU."""
 
+import json
 import os
+import subprocess
 
 import pytest
 import torch
@@ -90,6 +92,24 @@ def test_stats_logit_cache_either_side_of_its_size(hw):
     for layout in ("contiguous", "channels_last"):
         f, a = make_inputs(1, 17, hw, hw, 5, dtype=torch.float32, layout=layout, device=device)
         check_against_reference("cuda", f, a)
+
+
+@pytest.mark.parametrize("K", [2944, 2945])
+def test_one_launch_epilogue_either_side_of_its_shared_memory(K):
+    """Where a sample's pixels are one tile, the backward's gather and logits are one launch
+    whose per-map sums take 4 K floats of shared memory, 48 KB at most (K = 2944); past that
+    (2945) the two launches take over. Both must match the reference."""
+    from fusedattn.sass_report import report
+    device = require_backend("cuda", torch.float32)
+    f, a = make_inputs(1, 8, 2, 2, K, device=device)
+    check_against_reference("cuda", f, a)
+    program = report.plan_program(report.op_reports()["attention_pool"])
+    # plan_dump B C K N element_size sb sc sn sm_count
+    plan = json.loads(subprocess.run([str(program), "1", "8", str(K), "4", "4", "32", "4", "1",
+                                      "132"], check=True, capture_output=True, text=True).stdout)
+    launched = {launch["name"] for launch in plan["backward"] if launch["grid"][0] > 0}
+    assert ("epilogue" in launched) == (K == 2944)
+    assert ("gather" in launched and "logits" in launched) == (K == 2945)
 
 
 @needs_gpu

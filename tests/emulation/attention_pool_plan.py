@@ -5,8 +5,9 @@ The driver's cases (kCases) take every tiled loop at least twice between them; i
 reach every way the kernels load features (nchw and nhwc: 16-byte cp.async rows; dense: the
 flat span of small maps; rows8: element by element). Fibers are costly to create under
 ThreadSanitizer (about 1.4 ms each), so its runs are a subset. FUSEDATTN_EMULATE_SM_COUNT=1
-makes one block stream several pixel chunks (forward) and channel tiles (backward), so the
-cp.async ring turns over; the block orders show any dependence on the order blocks run in.
+makes one block stream several pixel chunks (forward; channel tiles for the flat span) and
+channel tiles (backward), so the cp.async ring turns over; the block orders show any dependence
+on the order blocks run in.
 """
 
 from mutant import Mutant  # tests/emulation/mutant.py (sanitize.py puts it on the path)
@@ -17,10 +18,12 @@ LAYOUTS = ["nchw", "nhwc", "dense", "rows8"]
 ONE_SM = {"FUSEDATTN_EMULATE_SM_COUNT": "1"}
 
 # Every case in every layout in bfloat16; float32 (whose products are FMAs, not mma) in every
-# case and two layouts, and in the flat span; float16 (bfloat16's paths with other conversions) in three cases. The
-# block orders and SM counts on the cases whose blocks share work (splits, map groups).
+# case and two layouts, and in the flat span; float16 (bfloat16's paths with other conversions)
+# in three cases. The block orders and SM counts on the cases whose blocks share work (splits,
+# map groups).
 CLEAN = [("asan", [case, "bfloat16", layout], None) for case in CASES for layout in LAYOUTS]
-CLEAN += [("asan", [case, "float32", layout], None) for case in CASES for layout in ("nchw", "rows8")]
+CLEAN += [("asan", [case, "float32", layout], None) for case in CASES
+          for layout in ("nchw", "rows8")]
 CLEAN += [("asan", ["small_map", "float32", "dense"], env) for env in (None, ONE_SM)]
 CLEAN += [("asan", [case, "float16", layout], None) for case in ("tiles", "maps70", "small_map")
           for layout in ("nhwc", "dense")]

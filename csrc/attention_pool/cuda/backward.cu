@@ -4,7 +4,8 @@
 // and its channel split's share of gw = alpha gv f (tensor cores both, a cp.async ring over the
 // split's channel tiles); "gather" sums the splits' gw in a fixed order and each pixel tile's
 // per-map sums; "logits" applies the spec's epilogue (docs/attention_pool.md) and writes
-// grad_logits. Deterministic: no atomics, every sum in a fixed order.
+// grad_logits; where a sample's pixels are one tile, "epilogue" does both in one launch.
+// Deterministic: no atomics, every sum in a fixed order.
 #include "common.cuh"
 
 namespace fusedattn {
@@ -300,7 +301,7 @@ struct EpilogueArgs {
   const float* grad_diversity;   // (B,) or nullptr
   float* gw;                     // (B, channel splits, w_rows, w_cols): split 0 gets the sum
   int64_t channel_splits, w_rows, w_cols;
-  float* sums;                   // (B, pixel blocks, 2, K)
+  float* sums;                   // (B, pixel blocks, 2, K); unused by "epilogue"
   int64_t pixel_blocks;
   void* grad_logits;
   int64_t gab, gak, gan;

@@ -71,7 +71,7 @@ struct PoolArgs {
   void* pooled;     // (B, K, C) out, when unsplit
   float* partial;   // (B, channel tiles, pixel splits, w_rows, kChannelTile) out, when split
   int64_t channel_tiles, pixel_splits, chunks_per_split, pixel_chunks;
-  int64_t tiles_per_block, channel_blocks;  // the flat variant's channel tiles a block streams
+  int64_t tiles_per_block, channel_blocks;  // channel tiles a block streams (1 but for flat)
 };
 
 // The pool's products over a flat tile for 16-bit T: a warp's 16 channels, rows of N pixels
@@ -148,8 +148,11 @@ __global__ void __launch_bounds__(kTileThreads,
                                   (Tiles<sizeof(T), kMapTiles, kLoad>::kPoolMinBlocks))
     pool_kernel(PoolArgs p) {
   using Tiles = ::fusedattn::attention_pool::cuda::Tiles<sizeof(T), kMapTiles, kLoad>;
-  constexpr bool kTileSteps = kLoad == FeatureLoad::kFlat;
+  constexpr bool kTileSteps = Tiles::kPoolTileSteps;
   T* smem = dynamic_shared_memory<T>();
+  // (tile steps: the block's map tile [kMapRows][kLdw] and v's staging tile [kMapRows][kLdc])
+  T* const block_maps = smem + kStages * Tiles::kPoolStageElements;
+  T* const staged = block_maps + Tiles::kPoolMapElements;
   const BlockIndex3 at(blockIdx.x, p.channel_blocks, p.pixel_splits);
   const int64_t b = at.outer, split = at.inner;
   const int64_t tile_begin = at.middle * p.tiles_per_block;
@@ -165,7 +168,7 @@ __global__ void __launch_bounds__(kTileThreads,
   const T* w = static_cast<const T*>(p.w) + (b * p.w_rows + group * Tiles::kMapRows) * p.w_cols;
 
   // Cursors over the steps' tiles: each load issues the copies of the next one into stage
-  // `stage` (w's scratch holds whole tiles; a channel tile step copies the same maps again).
+  // `stage` (w's scratch holds whole tiles; channel tile steps share the block's map tile).
   const int64_t n0 = chunk_begin * Tiles::kExtent;
   TileCopy<T, Tiles::kMapRows, Tiles::kExtent, Tiles::kLdw, kTileThreads> copy_maps(w + n0,
                                                                                    p.w_cols);
@@ -175,18 +178,18 @@ __global__ void __launch_bounds__(kTileThreads,
   int pixels_left = loop_count(p.N - n0);
   auto load = [&](int stage) {
     T* ft = smem + stage * Tiles::kPoolStageElements;
-    copy_maps.whole(ft + Tiles::kFeatureElements);
     copy_features(ft, p, channels_left, pixels_left);
     if constexpr (kTileSteps) {
       channels_left -= kChannelTile;
     } else {
+      copy_maps.whole(ft + Tiles::kFeatureElements);
       copy_maps.advance(Tiles::kExtent);
       pixels_left -= Tiles::kExtent;
     }
     copy_features.advance(feature_step);
   };
 
-  // The lane's results: channels c0 + 16 warp + group (+ 8), maps 8 j + 2 quad (+ 1), stored
+  // The lane's results: channels tile_c0 + 16 warp + group (+ 8), maps 8 j + 2 quad (+ 1), stored
   // as the pixel split's partial sums or (unsplit) as v. A channel tile step stores its tile
   // of v in the loop, so through shared memory as 16-byte rows (the flat variant's channels
   // are whole chunks).
@@ -195,7 +198,6 @@ __global__ void __launch_bounds__(kTileThreads,
   float acc[kMapTiles][4] = {};
   auto store = [&](int64_t ct) {
     const int64_t tile_c0 = ct * kChannelTile, k0 = group * Tiles::kMapRows;
-    T* staged = smem + kStages * Tiles::kPoolStageElements;  // [kMapRows][kLdc]
 #pragma unroll
     for (int j = 0; j < kMapTiles; ++j) {
 #pragma unroll
@@ -224,6 +226,9 @@ __global__ void __launch_bounds__(kTileThreads,
   constexpr bool kFlatProducts = kLoad == FeatureLoad::kFlat && sizeof(T) == 2;
   const std::conditional_t<kFlatProducts, FlatProducts<T, kMapTiles, Tiles::kLdw>, NoProducts>
       flat_products(static_cast<int>(p.N), warp);
+  if constexpr (kTileSteps) {
+    if (steps > 0) copy_maps.whole(block_maps);  // (in the first stage's group)
+  }
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) {
     if (i < steps) load(i);
@@ -236,7 +241,7 @@ __global__ void __launch_bounds__(kTileThreads,
     if (step + kStages - 1 < steps) load((step + kStages - 1) % kStages);
     ptx::cp_async_commit_group();
     const T* ft = smem + (step % kStages) * Tiles::kPoolStageElements;
-    const T* wt = ft + Tiles::kFeatureElements;
+    const T* wt = kTileSteps ? block_maps : ft + Tiles::kFeatureElements;
     if constexpr (kFlatProducts) {
       flat_products(acc, ft, wt);
     } else {

@@ -12,8 +12,7 @@ int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : (x > hi 
 
 // `pieces` (a block's pixel chunks or channel tiles) split between blocks so that `units`
 // blocks times the splits come nearest to two blocks per SM, no split empty. (Nearest, not at
-// least: a split costs partial sums to write and add, and 1.9 blocks an SM keep as many bytes
-// in flight as 2.)
+// least: a split costs partial sums to write and add; the blocks stay at 4/3 an SM or more.)
 struct Split {
   int64_t splits, per_split;
 };
@@ -149,8 +148,8 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
     p.pixel_splits = 1;
     p.chunks_per_split = p.pixel_chunks;
   } else {
-    // At least two blocks per SM: split a channel tile's pixel chunks between blocks where the
-    // channel tiles alone are too few (small batches), never leaving a split empty.
+    // Two blocks per SM: split a channel tile's pixel chunks between blocks where the channel
+    // tiles alone are too few (small batches), never leaving a split empty.
     const Split pixels = split(B * p.channel_tiles * p.map_groups, p.pixel_chunks, sm_count);
     p.tiles_per_block = 1;
     p.channel_blocks = p.channel_tiles;
@@ -231,7 +230,11 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   const int64_t padded_gv = p.gv_direct ? 0 : p.w_rows * p.gv_cols;
   p.w_scratch_elements = static_cast<size_t>(B * (p.w_rows * p.w_cols + padded_gv));
   p.gw_floats = static_cast<size_t>(B * p.channel_splits * p.w_rows * p.w_cols);
-  const bool one_tile = p.pixel_blocks == 1;  // "epilogue": the sums stay in shared memory
+  // "epilogue" where a sample's pixels are one tile and its shared memory (the sums, 4 K
+  // floats) needs no opt-in past the default 48 KB, which leaves any K to gather and logits
+  const size_t epilogue_shared =
+      (2 * kGatherMaps * (kEpilogueThreads / 32) + 4 * static_cast<size_t>(K)) * sizeof(float);
+  const bool one_tile = p.pixel_blocks == 1 && epilogue_shared <= 48 * 1024;
   p.sums_floats = one_tile ? 0 : static_cast<size_t>(B * p.pixel_blocks * 2 * K);
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
   // (Gv: the bytes of gv as "features" reads it; the padded copy also costs maps V + Gv)
@@ -284,9 +287,7 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   if (one_tile) {
     // (the winner's round trips once, then gather's and logits' passes over the maps; gw's
     // split totals are read back from what the same thread wrote)
-    p.epilogue = {B, 1, kEpilogueThreads,
-                  (2 * kGatherMaps * (kEpilogueThreads / 32) + 4 * static_cast<size_t>(K)) *
-                      sizeof(float),
+    p.epilogue = {B, 1, kEpilogueThreads, epilogue_shared,
                   3 * A + GwRead + 2 * B * K * N * 4, p.gather.in_flight_bytes, K,
                   1 + 3 * batches};
     p.gather = {};

@@ -98,12 +98,17 @@ struct Tiles {
   static constexpr int kFeatureElements =
       kLoad == FeatureLoad::kNhwc ? kPixelTile * kLdc
       : kLoad == FeatureLoad::kFlat ? kFlatCapacity : kChannelTile * kLdf;
-  // Forward ("pool"): kStages stages of (feature tile, map tile [kMapRows][kLdw]) and, for the
-  // flat variant, the staging tile of a channel tile's v ([kMapRows][kLdc]).
-  static constexpr int kPoolStageElements = kFeatureElements + kMapRows * kLdw;
+  // Forward ("pool"): kStages stages of (feature tile, map tile [kMapRows][kLdw]). The flat
+  // variant's blocks step over channel tiles of the same pixels: their stages hold features
+  // only, the map tile is copied once after the ring, then the staging tile of a channel
+  // tile's v ([kMapRows][kLdc]).
+  static constexpr bool kPoolTileSteps = kLoad == FeatureLoad::kFlat;
+  static constexpr int kPoolMapElements = kMapRows * kLdw;
+  static constexpr int kPoolStageElements =
+      kFeatureElements + (kPoolTileSteps ? 0 : kPoolMapElements);
   static constexpr size_t kPoolSharedBytes =
       static_cast<size_t>(kElementSize) *
-      (kStages * kPoolStageElements + (kLoad == FeatureLoad::kFlat ? kMapRows * kLdc : 0));
+      (kStages * kPoolStageElements + (kPoolTileSteps ? kPoolMapElements + kMapRows * kLdc : 0));
   // Backward ("features"): the chunk's map tile [kMapRows16][kLdw], kStages stages of (feature
   // tile, gv tile [kMapRows16][kLdc]), the gf staging tile ([channel][pixel] with kLdgf,
   // [pixel][channel] with kLdc, or a span: the largest), and the channel parts' gw.
@@ -194,7 +199,7 @@ struct BackwardPlan {
   Launch stats, features, grad_features, gather, logits;
   Launch epilogue;          // in gather's and logits' place where pixel_blocks is 1
   // w (B, w_rows, w_cols) and, unless gv_direct, the padded gv, both of the input dtype; each
-  // channel split's gw; each pixel tile's per-map sums.
+  // channel split's gw; each pixel tile's per-map sums (none with "epilogue").
   size_t w_scratch_elements, gw_floats, sums_floats;
 };
 
