@@ -231,10 +231,11 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   p.w_scratch_elements = static_cast<size_t>(B * (p.w_rows * p.w_cols + padded_gv));
   p.gw_floats = static_cast<size_t>(B * p.channel_splits * p.w_rows * p.w_cols);
   // "epilogue" where a sample's pixels are one tile and its shared memory (the sums, 4 K
-  // floats) needs no opt-in past the default 48 KB, which leaves any K to gather and logits
+  // floats) needs no opt-in past the default, which leaves any K to gather and logits
   const size_t epilogue_shared =
       (2 * kGatherMaps * (kEpilogueThreads / 32) + 4 * static_cast<size_t>(K)) * sizeof(float);
-  const bool one_tile = p.pixel_blocks == 1 && epilogue_shared <= 48 * 1024;
+  const bool one_tile = p.pixel_blocks == 1 &&
+                        epilogue_shared <= fusedattn::cuda::kDefaultSharedMemoryPerBlock;
   p.sums_floats = one_tile ? 0 : static_cast<size_t>(B * p.pixel_blocks * 2 * K);
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
   // (Gv: the bytes of gv as "features" reads it; the padded copy also costs maps V + Gv)

@@ -11,6 +11,10 @@
 namespace fusedattn {
 namespace cuda {
 
+// Shared memory a block gets without the kernel's opt-in
+// (cudaFuncAttributeMaxDynamicSharedMemorySize).
+constexpr size_t kDefaultSharedMemoryPerBlock = 48 * 1024;
+
 struct LaunchSpec {
   int64_t grid_x = 0, grid_y = 1;  // grid_x 0: the launch is skipped
   int threads = 0;

@@ -23,6 +23,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "launch_plan.h"
+
 #if defined(FUSEDATTN_CUDA_EMULATION)
 #include "../emulation/cuda_builtins.h"
 #else
@@ -47,9 +49,7 @@ struct CallSite {
 };
 #endif
 
-// Shared memory a block gets without the kernel's opt-in
-// (cudaFuncAttributeMaxDynamicSharedMemorySize).
-constexpr size_t kDefaultSharedMemoryPerBlock = 48 * 1024;
+// (kDefaultSharedMemoryPerBlock: launch_plan.h, where plans read it too)
 
 // ---------------------------------------------------------------------------------------------
 // Device side.
