@@ -6,6 +6,7 @@ sources for sm_80 and sm_90; graph capture and > 2^31 elements need a GPU."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -110,6 +111,49 @@ def test_one_launch_epilogue_either_side_of_its_shared_memory(K):
     launched = {launch["name"] for launch in plan["backward"] if launch["grid"][0] > 0}
     assert ("epilogue" in launched) == (K == 2944)
     assert ("gather" in launched and "logits" in launched) == (K == 2945)
+
+
+def _pool_plan(B, C, K, N, element_size, strides, sm_count):
+    from fusedattn.sass_report import report
+    program = report.plan_program(report.op_reports()["attention_pool"])
+    # plan_dump B C K N element_size sb sc sn sm_count
+    args = [B, C, K, N, element_size, *strides, sm_count]
+    plan = json.loads(subprocess.run([str(program), *map(str, args)], check=True,
+                                     capture_output=True, text=True).stdout)
+    return plan["load"], next(launch for launch in plan["forward"] if launch["name"] == "pool")
+
+
+STREAMING_CHECK = """
+import sys, torch
+from fusedattn.ops.attention_pool.testing import check_against_reference, make_inputs
+B, C, H, W, K = map(int, sys.argv[1:6])
+for dtype in (torch.bfloat16, torch.float32):
+    f, a = make_inputs(B, C, H, W, K, dtype=dtype, layout="channels_last")
+    check_against_reference("cuda", f, a)
+"""
+
+
+@pytest.mark.parametrize("sm_count", [1, 2] if CUDA_EMULATED else [None])
+def test_small_maps_stream_channel_tiles(sm_count):
+    """channels_last 7x7: a channel tile's two pixel chunks cannot fill the pool's ring, so its
+    blocks stream several channel tiles (the plan, read back, says how many steps a block
+    takes). In the emulation a process whose GPU has 1 SM (one block streams all 5 tiles) or 2
+    (3 tiles, then a short 2); on a GPU a shape whose channel tiles are many."""
+    device = require_backend("cuda", torch.float32)
+    B, C, K, H, W = (2, 264, 8, 7, 7) if CUDA_EMULATED else (16, 4096, 8, 7, 7)
+    sms = sm_count or torch.cuda.get_device_properties(device).multi_processor_count
+    load, pool = _pool_plan(B, C, K, H * W, 2, (C * H * W, 1, C), sms)
+    assert load == "nhwc"
+    tiles = (C + 63) // 64
+    assert pool["grid"][0] < B * tiles and pool["steps"] > 2, pool  # streams, 2 chunks a tile
+    if not CUDA_EMULATED:
+        for dtype in (torch.bfloat16, torch.float32):
+            f, a = make_inputs(B, C, H, W, K, dtype=dtype, layout="channels_last", device=device)
+            check_against_reference("cuda", f, a)
+        return
+    env = {**os.environ, "FUSEDATTN_EMULATE_SM_COUNT": str(sm_count)}
+    subprocess.run([sys.executable, "-c", STREAMING_CHECK, *map(str, (B, C, H, W, K))],
+                   check=True, env=env)
 
 
 @needs_gpu

@@ -51,7 +51,7 @@ const std::map<std::string, Case> kCases = {
     {"maps9", {3, 40, 5, 4, 9, true, false}},          // no diversity, 2 map tiles
     {"maps70", {2, 70, 5, 8, 70, false, true}},        // two map groups: gf launched apart
     // 7x7: the flat span where dense, 5 channel tiles (the last of 8): on one SM a block
-    // streams them all, its ring turning over
+    // streams them all (nhwc: two pixel chunks each), its ring turning over
     {"small_map", {2, 264, 7, 7, 8, false, true}},
     {"one_pixel", {2, 17, 1, 1, 1, false, true}},      // N = 1: loads along the channels
     {"no_channels", {2, 0, 4, 4, 3, false, true}},     // C = 0: no pooling work at all

@@ -5,8 +5,9 @@ The driver's cases (kCases) take every tiled loop at least twice between them; i
 reach every way the kernels load features (nchw and nhwc: 16-byte cp.async rows; dense: the
 flat span of small maps; rows8: element by element). Fibers are costly to create under
 ThreadSanitizer (about 1.4 ms each), so its runs are a subset. FUSEDATTN_EMULATE_SM_COUNT=1
-makes one block stream several pixel chunks (forward; channel tiles for the flat span) and
-channel tiles (backward), so the cp.async ring turns over; the block orders show any dependence
+makes one block stream several pixel chunks (forward; channel tiles too where a tile's chunks
+are fewer than the ring's stages, and for the flat span) and channel tiles (backward), so the
+cp.async ring turns over (SM count 2: the last block's share of the tiles is short); the block orders show any dependence
 on the order blocks run in.
 """
 
@@ -32,8 +33,11 @@ CLEAN += [("asan", [case, "bfloat16", layout], env) for case, layout in (
               ONE_SM, {"FUSEDATTN_EMULATE_SM_COUNT": "7"},
               {"FUSEDATTN_EMULATE_BLOCK_ORDER": "reverse"},
               {"FUSEDATTN_EMULATE_BLOCK_ORDER": "shuffle:11"})]
+CLEAN += [("asan", ["small_map", dtype, "nhwc"], env) for dtype in ("bfloat16", "float32")
+          for env in (ONE_SM, {"FUSEDATTN_EMULATE_SM_COUNT": "2"})]
 CLEAN += [
     ("tsan", ["tiles", "bfloat16", "nchw"], ONE_SM),
+    ("tsan", ["small_map", "bfloat16", "nhwc"], ONE_SM),
     ("tsan", ["tiles", "float32", "nhwc"], None),
     ("tsan", ["small_map", "bfloat16", "dense"], ONE_SM),
     ("tsan", ["maps70", "float16", "rows8"], ONE_SM),
@@ -67,6 +71,12 @@ MUTANTS = [
            [r"AddressSanitizer: (use-after-poison|heap-buffer-overflow)"],
            "a flat span's copy one chunk past its count: a sample's last tile reads the "
            "poisoned run after it"),
+    Mutant("tile_rewind", "attention_pool/cuda/forward.cu",
+           "      copy_maps.advance(-rewind);\n", "", "asan",
+           ["small_map", "bfloat16", "nhwc"], ONE_SM,
+           [r"FAILED|AddressSanitizer: (use-after-poison|heap-buffer-overflow)"],
+           "a block streaming channel tiles of two pixel chunks does not take its map cursor "
+           "back to the first chunk: the next tile is pooled with the wrong pixels' maps"),
     Mutant("stats_vector_bound", "attention_pool/cuda/common.cuh",
            "          v[u] = c < chunks ? load_global_v4(row + c) : uint4{0, 0, 0, 0};",
            "          v[u] = load_global_v4(row + c);", "asan", ["maps70", "bfloat16", "nchw"], {},

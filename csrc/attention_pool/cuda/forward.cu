@@ -71,7 +71,7 @@ struct PoolArgs {
   void* pooled;     // (B, K, C) out, when unsplit
   float* partial;   // (B, channel tiles, pixel splits, w_rows, kChannelTile) out, when split
   int64_t channel_tiles, pixel_splits, chunks_per_split, pixel_chunks;
-  int64_t tiles_per_block, channel_blocks;  // channel tiles a block streams (1 but for flat)
+  int64_t tiles_per_block, channel_blocks;  // channel tiles a block streams, blocks a sample
 };
 
 // The pool's products over a flat tile for 16-bit T: a warp's 16 channels, rows of N pixels
@@ -141,16 +141,21 @@ struct NoProducts {
 };
 
 // Blocks over (sample, channel tiles, pixel split, map group). A step of the ring is a pixel
-// chunk of the block's channel tile, or, for the flat variant (a channel tile's pixels are one
-// chunk), a channel tile of the block's tiles_per_block, its products stored after each.
-template <typename T, int kMapTiles, FeatureLoad kLoad>
+// chunk of the block's channel tile. Where the block streams its tiles_per_block channel tiles
+// (the flat variant, whose chunk is all of a tile's pixels, and kStreamTiles: small maps), a
+// step is a chunk of one of them (chunks inner), each tile's v stored after its last chunk;
+// the flat variant's steps all read the block's one map tile. (Streaming is a variant of its
+// own so that the other kernels' loops keep no store.)
+template <typename T, int kMapTiles, FeatureLoad kLoad, bool kStreamTiles>
 __global__ void __launch_bounds__(kTileThreads,
                                   (Tiles<sizeof(T), kMapTiles, kLoad>::kPoolMinBlocks))
     pool_kernel(PoolArgs p) {
   using Tiles = ::fusedattn::attention_pool::cuda::Tiles<sizeof(T), kMapTiles, kLoad>;
-  constexpr bool kTileSteps = Tiles::kPoolTileSteps;
+  constexpr bool kTileSteps = Tiles::kPoolTileSteps;  // (the flat variant)
+  constexpr bool kStreams = kTileSteps || kStreamTiles;
+  static_assert(!(kTileSteps && kStreamTiles), "the flat variant always streams");
   T* smem = dynamic_shared_memory<T>();
-  // (tile steps: the block's map tile [kMapRows][kLdw] and v's staging tile [kMapRows][kLdc])
+  // (flat: the block's map tile [kMapRows][kLdw] and v's staging tile [kMapRows][kLdc])
   T* const block_maps = smem + kStages * Tiles::kPoolStageElements;
   T* const staged = block_maps + Tiles::kPoolMapElements;
   const BlockIndex3 at(blockIdx.x, p.channel_blocks, p.pixel_splits);
@@ -163,64 +168,84 @@ __global__ void __launch_bounds__(kTileThreads,
   const int64_t chunk_begin = split * p.chunks_per_split;
   const int64_t chunk_end = chunk_begin + p.chunks_per_split < p.pixel_chunks
                                 ? chunk_begin + p.chunks_per_split : p.pixel_chunks;
-  const int steps = static_cast<int>(kTileSteps ? tile_end - tile_begin : chunk_end - chunk_begin);
+  const int chunks = static_cast<int>(chunk_end - chunk_begin);  // (1 for the flat variant)
+  const int steps = static_cast<int>(kStreams ? (tile_end - tile_begin) * chunks : chunks);
   const T* f = static_cast<const T*>(p.features) + b * p.sfb;
   const T* w = static_cast<const T*>(p.w) + (b * p.w_rows + group * Tiles::kMapRows) * p.w_cols;
 
   // Cursors over the steps' tiles: each load issues the copies of the next one into stage
-  // `stage` (w's scratch holds whole tiles; channel tile steps share the block's map tile).
+  // `stage` (w's scratch holds whole tiles) and moves on to the tile's next chunk, or back to
+  // the first chunk of the next channel tile.
   const int64_t n0 = chunk_begin * Tiles::kExtent;
   TileCopy<T, Tiles::kMapRows, Tiles::kExtent, Tiles::kLdw, kTileThreads> copy_maps(w + n0,
                                                                                    p.w_cols);
   FeatureTileCopy<T, Tiles, kLoad> copy_features(p, f + c0 * p.sfc + n0 * p.sfn);
-  const int64_t feature_step = kTileSteps ? kChannelTile * p.sfc : Tiles::kExtent * p.sfn;
+  const int rewind = (chunks - 1) * Tiles::kExtent;  // pixels from a tile's last chunk to its first
+  const int64_t next_tile = kChannelTile * p.sfc - rewind * p.sfn;
   int channels_left = loop_count(p.C - c0);
   int pixels_left = loop_count(p.N - n0);
+  int load_chunk = 0;  // the next load's chunk of its channel tile
   auto load = [&](int stage) {
     T* ft = smem + stage * Tiles::kPoolStageElements;
     copy_features(ft, p, channels_left, pixels_left);
-    if constexpr (kTileSteps) {
-      channels_left -= kChannelTile;
-    } else {
-      copy_maps.whole(ft + Tiles::kFeatureElements);
+    if constexpr (!kTileSteps) copy_maps.whole(ft + Tiles::kFeatureElements);
+    if (!kStreams || ++load_chunk < chunks) {
+      copy_features.advance(Tiles::kExtent * p.sfn);
       copy_maps.advance(Tiles::kExtent);
       pixels_left -= Tiles::kExtent;
+    } else {
+      load_chunk = 0;
+      copy_features.advance(next_tile);
+      copy_maps.advance(-rewind);
+      pixels_left += rewind;
+      channels_left -= kChannelTile;
     }
-    copy_features.advance(feature_step);
   };
 
-  // The lane's results: channels tile_c0 + 16 warp + group (+ 8), maps 8 j + 2 quad (+ 1), stored
-  // as the pixel split's partial sums or (unsplit) as v. A channel tile step stores its tile
-  // of v in the loop, so through shared memory as 16-byte rows (the flat variant's channels
-  // are whole chunks).
+  // The lane's results: channels tile_c0 + 16 warp + group (+ 8), maps 8 j + 2 quad (+ 1). A
+  // streaming block stores each tile's v in the loop, so through shared memory as 16-byte rows
+  // (it streams only where the channels are whole chunks), staged in the flat variant's own
+  // tile or else in the stage every warp just read (reloaded after the next step's barrier).
+  // Otherwise the tile is stored after the loop, element by element: a pixel split's partial
+  // sums, or v for any C.
   const int warp = threadIdx.x / 32;
   const Lane l = Lane::of_this_thread();
   float acc[kMapTiles][4] = {};
-  auto store = [&](int64_t ct) {
-    const int64_t tile_c0 = ct * kChannelTile, k0 = group * Tiles::kMapRows;
+  const int64_t k0 = group * Tiles::kMapRows;
+  auto for_each_result = [&](auto&& fn) {
 #pragma unroll
     for (int j = 0; j < kMapTiles; ++j) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int c = 16 * warp + l.group + 8 * (e >> 1), r = 8 * j + 2 * l.quad + (e & 1);
-        if constexpr (kTileSteps) {
-          staged[r * Tiles::kLdc + c] = from_float<T>(p.alpha * acc[j][e]);
-        } else if (p.partial != nullptr) {
-          p.partial[(((b * p.channel_tiles + ct) * p.pixel_splits + split) * p.w_rows + k0 + r) *
-                    kChannelTile + c] = acc[j][e];
-        } else if (k0 + r < p.K && c < p.C - tile_c0) {
-          static_cast<T*>(p.pooled)[(b * p.K + k0 + r) * p.C + tile_c0 + c] =
-              from_float<T>(p.alpha * acc[j][e]);
-        }
+        fn(16 * warp + l.group + 8 * (e >> 1), 8 * j + 2 * l.quad + (e & 1), acc[j][e]);
         acc[j][e] = 0.f;
       }
     }
-    if constexpr (kTileSteps) {
-      __syncthreads();  // (the next step's writes follow its own barrier, after these reads)
-      store_tile<T, Tiles::kMapRows, kChannelTile, Tiles::kLdc, kTileThreads, true>(
-          static_cast<T*>(p.pooled) + (b * p.K + k0) * p.C + tile_c0, staged, p.C, 1,
-          p.K - k0, p.C - tile_c0);
-    }
+  };
+  auto store_staged = [&](int64_t ct, T* staging) {
+    static_assert(Tiles::kPoolTileSteps || Tiles::kPoolStageElements >= Tiles::kMapRows * Tiles::kLdc,
+                  "a stage holds v's staging tile");
+    if constexpr (!kTileSteps) __syncthreads();  // every warp's last reads of the stage are done
+    for_each_result([&](int c, int r, float x) {
+      staging[r * Tiles::kLdc + c] = from_float<T>(p.alpha * x);
+    });
+    __syncthreads();  // (the next step's writes follow its own barrier, after these reads)
+    const int64_t tile_c0 = ct * kChannelTile;
+    store_tile<T, Tiles::kMapRows, kChannelTile, Tiles::kLdc, kTileThreads, true>(
+        static_cast<T*>(p.pooled) + (b * p.K + k0) * p.C + tile_c0, staging, p.C, 1, p.K - k0,
+        p.C - tile_c0);
+  };
+  auto store_unstaged = [&](int64_t ct) {
+    const int64_t tile_c0 = ct * kChannelTile;
+    for_each_result([&](int c, int r, float x) {
+      if (p.partial != nullptr) {
+        p.partial[(((b * p.channel_tiles + ct) * p.pixel_splits + split) * p.w_rows + k0 + r) *
+                  kChannelTile + c] = x;
+      } else if (k0 + r < p.K && c < p.C - tile_c0) {
+        static_cast<T*>(p.pooled)[(b * p.K + k0 + r) * p.C + tile_c0 + c] =
+            from_float<T>(p.alpha * x);
+      }
+    });
   };
 
   constexpr bool kFlatProducts = kLoad == FeatureLoad::kFlat && sizeof(T) == 2;
@@ -234,6 +259,8 @@ __global__ void __launch_bounds__(kTileThreads,
     if (i < steps) load(i);
     ptx::cp_async_commit_group();  // (empty groups keep the count uniform)
   }
+  int chunk = 0;  // the step's chunk of channel tile `tile`
+  int64_t tile = tile_begin;
 #pragma unroll 1  // (one stage per iteration: unrolled, the ring only grows the code)
   for (int step = 0; step < steps; ++step) {
     ptx::cp_async_wait_group<kStages - 2>();
@@ -266,10 +293,16 @@ __global__ void __launch_bounds__(kTileThreads,
         }
       }
     }
-    if constexpr (kTileSteps) store(tile_begin + step);
+    if constexpr (kStreams) {
+      if (++chunk == chunks) {
+        store_staged(tile, kTileSteps ? staged : smem + (step % kStages) * Tiles::kPoolStageElements);
+        chunk = 0;
+        ++tile;
+      }
+    }
   }
   ptx::cp_async_wait_all();  // no copy outlives the block (the last groups are empty)
-  if constexpr (!kTileSteps) store(tile_begin);
+  if constexpr (!kStreams) store_unstaged(tile_begin);
 }
 
 // v = alpha * (the pixel splits' partial sums, added in split order): blocks over (sample,
@@ -304,9 +337,16 @@ __global__ void __launch_bounds__(kReduceThreads) reduce_kernel(PoolArgs p, int6
 
 template <typename T, int kMapTiles, FeatureLoad kLoad>
 void launch_pool(const PoolArgs& args, const ForwardPlan& plan, cudaStream_t stream) {
-  launch(pool_kernel<T, kMapTiles, kLoad>, dim3(static_cast<unsigned>(plan.pool.grid_x),
-                                                static_cast<unsigned>(plan.pool.grid_y)),
-         dim3(plan.pool.threads), plan.pool.shared_bytes, stream, args);
+  const dim3 grid(static_cast<unsigned>(plan.pool.grid_x), static_cast<unsigned>(plan.pool.grid_y));
+  if constexpr (kLoad == FeatureLoad::kNchw || kLoad == FeatureLoad::kNhwc) {
+    if (plan.stream_tiles) {
+      launch(pool_kernel<T, kMapTiles, kLoad, true>, grid, dim3(plan.pool.threads),
+             plan.pool.shared_bytes, stream, args);
+      return;
+    }
+  }
+  launch(pool_kernel<T, kMapTiles, kLoad, false>, grid, dim3(plan.pool.threads),
+         plan.pool.shared_bytes, stream, args);
 }
 
 }  // namespace

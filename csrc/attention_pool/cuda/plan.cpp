@@ -1,5 +1,6 @@
 #include "plan.h"
 
+#include <algorithm>
 #include <type_traits>
 
 namespace fusedattn {
@@ -11,13 +12,14 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t clamp(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
 // `pieces` (a block's pixel chunks or channel tiles) split between blocks so that `units`
-// blocks times the splits come nearest to two blocks per SM, no split empty. (Nearest, not at
-// least: a split costs partial sums to write and add; the blocks stay at 4/3 an SM or more.)
+// blocks times the splits come nearest to `per_sm` blocks per SM, no split empty. (Nearest,
+// not at least: a split costs partial sums to write and add; the blocks stay at 2/3 per_sm an
+// SM or more.)
 struct Split {
   int64_t splits, per_split;
 };
-Split split(int64_t units, int64_t pieces, int sm_count) {
-  const int64_t wanted = 2 * static_cast<int64_t>(sm_count > 0 ? sm_count : 1);
+Split split(int64_t units, int64_t pieces, int sm_count, int64_t per_sm = 2) {
+  const int64_t wanted = per_sm * static_cast<int64_t>(sm_count > 0 ? sm_count : 1);
   const int64_t splits = units > 0 ? clamp((wanted + units / 2) / units, 1, pieces) : 1;
   const int64_t per_split = ceil_div(pieces, splits);
   return {ceil_div(pieces, per_split), per_split};
@@ -138,21 +140,42 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   p.pixel_chunks = ceil_div(N, extent);
   p.w_cols = p.pixel_chunks * extent;
   p.channel_tiles = ceil_div(C, kChannelTile);
+  int64_t pool_shared = 0, stage_bytes = 0;
+  with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
+    pool_shared = decltype(tiles_of)::kPoolSharedBytes;
+    stage_bytes = decltype(tiles_of)::kPoolStageElements * element_size;
+  });
+  // Blocks that stream channel tiles: at least two an SM, and as many as keep kInFlightPerSm
+  // bytes in flight (a stage of small maps' tiles holds few)
+  const int64_t streaming_per_sm =
+      std::max<int64_t>(2, ceil_div(kInFlightPerSm, (kStages - 1) * stage_bytes));
+  const auto stream_tiles = [&] {
+    return split(B * p.map_groups, p.channel_tiles > 0 ? p.channel_tiles : 1, sm_count,
+                 streaming_per_sm);
+  };
   if (load == FeatureLoad::kFlat) {
     // A flat tile is all of a channel tile's pixels: blocks stream several channel tiles
-    // instead, as many as leave two blocks per SM.
-    const Split tiles = split(B * p.map_groups, p.channel_tiles > 0 ? p.channel_tiles : 1,
-                              sm_count);
+    // instead.
+    const Split tiles = stream_tiles();
     p.tiles_per_block = tiles.per_split;
     p.channel_blocks = tiles.splits;
     p.pixel_splits = 1;
     p.chunks_per_split = p.pixel_chunks;
   } else {
     // Two blocks per SM: split a channel tile's pixel chunks between blocks where the channel
-    // tiles alone are too few (small batches), never leaving a split empty.
+    // tiles alone are too few (small batches), never leaving a split empty. Where a tile's
+    // chunks are too few to fill the ring (small maps) and the tiles are many, blocks stream
+    // several channel tiles instead, as the flat variant does (storing v in 16-byte rows: whole
+    // chunks of channels).
     const Split pixels = split(B * p.channel_tiles * p.map_groups, p.pixel_chunks, sm_count);
-    p.tiles_per_block = 1;
-    p.channel_blocks = p.channel_tiles;
+    const bool whole_chunks = C % fusedattn::cuda::chunk_elements(element_size) == 0;
+    const bool tiled = load == FeatureLoad::kNchw || load == FeatureLoad::kNhwc;
+    const Split tiles = tiled && pixels.splits == 1 && p.pixel_chunks < kStages && whole_chunks
+                            ? stream_tiles()
+                            : Split{p.channel_tiles, 1};
+    p.tiles_per_block = tiles.per_split;
+    p.channel_blocks = tiles.splits;
+    p.stream_tiles = tiles.per_split > 1;
     p.pixel_splits = pixels.splits;
     p.chunks_per_split = pixels.per_split;
   }
@@ -177,11 +200,6 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
              A + W + B * (2 * K + 1) * 4, kStatsThreads * per_lane * e,
              ceil_div(K * N, kStatsThreads * per_lane),
              stats_rounds(K, N, per_lane) + second_pass_rounds};
-  int64_t pool_shared = 0, stage_bytes = 0;
-  with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
-    pool_shared = decltype(tiles_of)::kPoolSharedBytes;
-    stage_bytes = decltype(tiles_of)::kPoolStageElements * e;
-  });
   if (p.pixel_splits > 1 && C > 0) {
     p.partial_floats =
         static_cast<size_t>(B * p.channel_tiles * p.pixel_splits * p.w_rows * kChannelTile);
@@ -189,8 +207,7 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   const int64_t partial = static_cast<int64_t>(p.partial_floats) * 4;
   p.pool = {C > 0 ? B * p.channel_blocks * p.pixel_splits : 0, p.map_groups, kTileThreads,
             static_cast<size_t>(pool_shared), F + W + (partial > 0 ? partial : V),
-            (kStages - 1) * stage_bytes,
-            load == FeatureLoad::kFlat ? p.tiles_per_block : p.chunks_per_split};
+            (kStages - 1) * stage_bytes, p.tiles_per_block * p.chunks_per_split};
   if (partial > 0) {
     const int64_t parts = 8 * p.map_tiles * kChannelTile / kReduceThreads;
     const int64_t batch = p.pixel_splits < kReduceBatch ? p.pixel_splits : kReduceBatch;

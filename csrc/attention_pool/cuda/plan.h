@@ -10,8 +10,8 @@
 // channel tile, pixel split, map group) block, through a cp.async ring. Where one sample's
 // channel tiles give too few blocks to fill the GPU, pixel chunks are split between blocks and
 // launch 3, "reduce", adds their partial sums in a fixed order (deterministic, no atomics).
-// Maps small enough for the flat variant (a channel tile's pixels are one chunk) are never
-// split: a block streams several channel tiles instead.
+// Small maps (the flat variant, whose chunk is all of a tile's pixels, or fewer chunks than
+// the ring's stages) are never split: a block streams several channel tiles instead.
 //
 // Backward: "maps" (the plan's `stats` launch: w from the saved importance and, where
 // grad_pooled's rows are not whole 16-byte chunks, gv padded; a block per sample, kMapsRows
@@ -39,6 +39,9 @@ constexpr int kTileThreads = 32 * kWarps;
 constexpr int kChannelTile = 16 * kWarps;
 constexpr int kPixelTile = 32;
 constexpr int kStages = 4;
+// Bytes a streaming launch keeps in flight an SM to cover memory latency (an H100 or H200:
+// about 4 TB/s x 1 us / 132 SMs): where a block's ring holds fewer, more blocks share an SM.
+constexpr int64_t kInFlightPerSm = 32 * 1024;
 // The flat variant: a channel tile's rows of small maps (N <= kFlatPixels) as one span.
 constexpr int kFlatPixels = 64;
 // Maps are processed in groups of at most kMaxGroupMaps (8 * map tiles of 8).
@@ -169,9 +172,11 @@ struct ForwardPlan {
   int64_t w_rows;           // map_groups * 8 * map_tiles: the scratch's rows, zero past K
   int64_t w_cols;           // the scratch's row length: N rounded up to whole pixel chunks
   int64_t channel_tiles, pixel_chunks, pixel_splits, chunks_per_split;
-  // "pool"'s blocks over the channels: tiles_per_block channel tiles each (1 but for the flat
-  // variant, whose blocks stream several), channel_blocks of them a sample
+  // "pool"'s blocks over the channels: tiles_per_block channel tiles each (more than 1 for
+  // small maps), channel_blocks of them a sample
   int64_t tiles_per_block, channel_blocks;
+  // "pool" runs its streaming variant (kStreamTiles: an nchw or nhwc block with several tiles)
+  bool stream_tiles;
   bool cache_logits;        // "stats" reads its second pass from shared memory (kStatsCacheBytes)
   // The model's "stats" loads logits in 16-byte chunks (logits_in_chunks, for logits in the
   // features' memory format); the launch decides from the logits it gets

@@ -25,6 +25,9 @@ LAYOUTS = ("contiguous", "channels_last")
 # The shape at which a B = 1 call must fill the GPU (the target: >= 1 CTA per SM).
 B1_SHAPE = "1,1024,20x20,8"
 MODES = {"forward": ("forward",), "forward+backward": ("forward", "backward")}
+# The pool variant whose blocks stream several channel tiles (kStreamTiles; the flat variant
+# always does, under its own name)
+STREAMING_SUFFIX = "/tiles"
 _DTYPES = {"__nv_bfloat16": "bfloat16", "__half": "float16", "float": "float32"}
 
 
@@ -35,9 +38,11 @@ def identify_cuda(name: str) -> Optional[dict]:
         return None
     args = [a.strip() for a in m.group(2).split(",")]
     variant = ""
-    if len(args) == 3:
+    if len(args) >= 3:  # (T, map tiles, feature load[, pool's kStreamTiles])
         load = LOADS[int(re.search(r"(\d+)$", args[2]).group(1))]
         variant = f"{load}/maps{8 * int(args[1])}"
+        if args[3:] == ["true"]:
+            variant += STREAMING_SUFFIX
     return {"kernel": m.group(1), "dtype": _DTYPES.get(args[0], args[0]), "variant": variant,
             "streams_features": m.group(1) in STREAMING,
             "aligned": variant.split("/")[0] in ALIGNED_LOADS if variant else None}
@@ -57,7 +62,10 @@ def cuda_launches(plan: dict, mode: str, dtype: str) -> list[dict]:
     for launch in plan[mode]:
         if launch["grid"][0] == 0:
             continue
-        out.append({**launch, "dtype": dtype, "variant": variant if launch["tiled"] else "",
+        streams = launch["name"] == "pool" and plan["pool_streams_tiles"]
+        out.append({**launch, "dtype": dtype,
+                    "variant": (variant + (STREAMING_SUFFIX if streams else "")
+                                if launch["tiled"] else ""),
                     "ctas": launch["grid"][0] * launch["grid"][1]})
     return out
 
