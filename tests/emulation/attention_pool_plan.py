@@ -77,6 +77,14 @@ MUTANTS = [
            [r"FAILED|AddressSanitizer: (use-after-poison|heap-buffer-overflow)"],
            "a block streaming channel tiles of two pixel chunks does not take its map cursor "
            "back to the first chunk: the next tile is pooled with the wrong pixels' maps"),
+    Mutant("stats_span_bound", "common/cuda/tile.cuh",
+           "  for (int c = threadIdx.x * kChunk<T>; c < count; c += kThreads * kChunk<T>) {",
+           "  for (int c = threadIdx.x * kChunk<T>; c <= count; c += kThreads * kChunk<T>) {",
+           "asan", ["small_map", "bfloat16", "dense"], {},
+           [r"AddressSanitizer: (use-after-poison|heap-buffer-overflow)|"
+            r"cp\.async destination: .* not inside the block's \d+ bytes of shared memory"],
+           "\"stats\"' copy of a sample's logits as one span, one chunk past it: the copy "
+           "lands past the block's shared memory (and reads the poisoned run after the sample)"),
     Mutant("stats_vector_bound", "attention_pool/cuda/common.cuh",
            "          v[u] = c < chunks ? load_global_v4(row + c) : uint4{0, 0, 0, 0};",
            "          v[u] = load_global_v4(row + c);", "asan", ["maps70", "bfloat16", "nchw"], {},

@@ -21,6 +21,7 @@ struct StatsArgs {
   int64_t w_rows, w_cols;
   bool cache_logits;   // keep the sample's logits in shared memory (after stats_shared_floats)
   bool vector_logits;  // load them in 16-byte chunks (sample_statistics)
+  bool span_logits;    // copy them into that cache as one span first (logits_as_span)
 };
 
 template <typename T>
@@ -32,15 +33,33 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
   T* cache = p.cache_logits ? reinterpret_cast<T*>(s + stats_shared_floats(p.K)) : nullptr;
   const int64_t b = blockIdx.x;
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
-  sample_statistics(a, p.sak, p.san, p.K, p.N, s, lse, scratch, cache, p.vector_logits);
+  // Where the sample's logits are one dense span, a single cp.async copy brings all of them into
+  // the cache (one round trip to memory, nothing held in registers) and both passes read that;
+  // else the statistics copy each map's row into the cache as they read it.
+  const T* logits = a;
+  int64_t sak = p.sak, san = p.san;
+  if (p.span_logits) {
+    copy_chunks_async<T, kStatsThreads>(cache, a, static_cast<int>(p.K * p.N));
+    ptx::cp_async_commit_group();
+    ptx::cp_async_wait_all();
+    __syncthreads();
+    logits = cache;
+    sample_statistics(logits, sak, san, p.K, p.N, s, lse, scratch, static_cast<T*>(nullptr),
+                      false);
+  } else {
+    sample_statistics(a, sak, san, p.K, p.N, s, lse, scratch, cache, p.vector_logits);
+    if (cache != nullptr) {
+      logits = cache;
+      sak = p.N;
+      san = 1;
+    }
+  }
   for (int64_t k = threadIdx.x; k < p.K; k += kStatsThreads) {
     p.importance[b * p.K + k] = s[k];
     if (p.logsumexp != nullptr) p.logsumexp[b * p.K + k] = lse[k];
   }
   // One pass over the pixels: the recalibrated maps w into the scratch (zero past K rows and N
   // pixels) and D = sum_n max_k s[k] p[k, n], the logits read again from the cache if any.
-  const T* logits = cache != nullptr ? cache : a;
-  const int64_t sak = cache != nullptr ? p.N : p.sak, san = cache != nullptr ? 1 : p.san;
   T* w = static_cast<T*>(p.w) + b * p.w_rows * p.w_cols;
   float partial = 0.f;
   for (int64_t n = threadIdx.x; n < p.w_cols; n += kStatsThreads) {
@@ -357,13 +376,16 @@ void launch_forward(const ForwardParams& p, const ForwardPlan& plan, DType dtype
                     const ForwardScratch& scratch, cudaStream_t stream) {
   dispatch_dtype(dtype, [&](auto type) {
     using T = typename decltype(type)::type;
-    const bool vector_logits = logits_in_chunks(static_cast<int>(sizeof(T)),
-                                                reinterpret_cast<uintptr_t>(p.logits), p.sab,
-                                                p.sak, p.san, p.N);
+    const uintptr_t logits_address = reinterpret_cast<uintptr_t>(p.logits);
+    const bool vector_logits = logits_in_chunks(static_cast<int>(sizeof(T)), logits_address,
+                                                p.sab, p.sak, p.san, p.N);
+    const bool span_logits =
+        plan.cache_logits && logits_as_span(static_cast<int>(sizeof(T)), logits_address, p.sab,
+                                            p.sak, p.san, p.K, p.N);
     const StatsArgs stats{p.logits, p.sab, p.sak, p.san, p.K, p.N,
                           static_cast<float*>(p.importance), static_cast<float*>(p.logsumexp),
                           static_cast<float*>(p.diversity), scratch.w, plan.w_rows, plan.w_cols,
-                          plan.cache_logits, vector_logits};
+                          plan.cache_logits, vector_logits, span_logits};
     launch(stats_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)), dim3(plan.stats.threads),
            plan.stats.shared_bytes, stream, stats);
     if (plan.pool.grid_x == 0) return;

@@ -128,6 +128,15 @@ bool logits_in_chunks(int element_size, uintptr_t address, int64_t sab, int64_t 
          (N * e) % 16 == 0;
 }
 
+bool logits_as_span(int element_size, uintptr_t address, int64_t sab, int64_t sak, int64_t san,
+                    int64_t K, int64_t N) {
+  const int64_t e = element_size;
+  const bool maps_rows = (N == 1 || san == 1) && (K == 1 || sak == N);   // K x N
+  const bool pixel_rows = (K == 1 || sak == 1) && (N == 1 || san == K);  // N x K
+  return (maps_rows || pixel_rows) && address % 16 == 0 && (sab * e) % 16 == 0 &&
+         (K * N * e) % 16 == 0;
+}
+
 ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element_size,
                          FeatureLoad load, int sm_count) {
   ForwardPlan p{};
@@ -189,17 +198,24 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   p.vector_logits = load == FeatureLoad::kNhwc
                         ? logits_in_chunks(element_size, 0, K * N, 1, K, N)
                         : logits_in_chunks(element_size, 0, K * N, N, 1, N);
+  // (the logits in the features' memory format, as benchmarks and models pass them)
+  p.span_logits = p.cache_logits && logits_as_span(element_size, 0, K * N,
+                                                   load == FeatureLoad::kNhwc ? 1 : N,
+                                                   load == FeatureLoad::kNhwc ? K : 1, K, N);
   const int64_t per_lane = p.vector_logits
                                ? kStatsVectorChunks * fusedattn::cuda::chunk_elements(element_size)
                                : kStatsUnroll;
   const int64_t second_pass_rounds =
       p.cache_logits ? 0 : ceil_div(p.w_cols, kStatsThreads) * ceil_div(K, kLogitBatch);
+  // (a span's copy: the sample's logits all in flight, one round trip; w's stores after it
+  // keep as many bytes in flight as the other path's loads)
   p.stats = {B, 1, kStatsThreads,
              static_cast<size_t>(stats_shared_floats(K)) * sizeof(float) +
                  (p.cache_logits ? static_cast<size_t>(K * N * e) : 0),
-             A + W + B * (2 * K + 1) * 4, kStatsThreads * per_lane * e,
+             A + W + B * (2 * K + 1) * 4,
+             std::max(p.span_logits ? K * N * e : 0, kStatsThreads * per_lane * e),
              ceil_div(K * N, kStatsThreads * per_lane),
-             stats_rounds(K, N, per_lane) + second_pass_rounds};
+             p.span_logits ? 1 : stats_rounds(K, N, per_lane) + second_pass_rounds};
   if (p.pixel_splits > 1 && C > 0) {
     p.partial_floats =
         static_cast<size_t>(B * p.channel_tiles * p.pixel_splits * p.w_rows * kChannelTile);

@@ -56,7 +56,8 @@ constexpr int kStatsUnroll = 16;  // logits each lane loads before using any
 constexpr int kStatsVectorChunks = 4;
 constexpr int kLogitBatch = 8;   // a pixel's maps loaded before using any (for_each_map)
 // "stats" keeps a sample's logits in shared memory between its two passes where they fit in
-// this many bytes: its second pass (w and the diversity) then makes no round trip to memory.
+// this many bytes: its second pass (w and the diversity) then makes no round trip to memory;
+// where they are one dense span (logits_as_span), one copy brings them all in before either.
 constexpr int64_t kStatsCacheBytes = 64 * 1024;
 // "stats"' shared floats before that copy (s, lse, the warps' partial sums): whole 16-byte
 // chunks, so that the copy's rows take 16-byte stores.
@@ -157,6 +158,12 @@ FeatureLoad choose_feature_load(int element_size, uintptr_t address, int64_t sb,
 bool logits_in_chunks(int element_size, uintptr_t address, int64_t sab, int64_t sak, int64_t san,
                       int64_t N);
 
+// Whether "stats" can copy a sample's logits (strides sab, sak, san in elements, base
+// `address`) into its shared-memory cache as one span: dense (K x N or N x K; a size-1 dim's
+// stride is never used), 16-byte aligned samples of whole 16-byte chunks.
+bool logits_as_span(int element_size, uintptr_t address, int64_t sab, int64_t sak, int64_t san,
+                    int64_t K, int64_t N);
+
 // The backward writes grad_features laid out as the feature tiles it reads (nchw: 16-byte pixel
 // rows; nhwc: 16-byte channel rows; flat: one span per channel tile), in whole 16-byte chunks:
 // `load` where the gradient's strides (gb, gc, gn), address and sizes allow that, else kScalar.
@@ -181,6 +188,7 @@ struct ForwardPlan {
   // The model's "stats" loads logits in 16-byte chunks (logits_in_chunks, for logits in the
   // features' memory format); the launch decides from the logits it gets
   bool vector_logits;
+  bool span_logits;  // ... and copies them into its cache as one span (logits_as_span): the same
   Launch stats, pool, reduce;
   size_t w_scratch_elements, partial_floats;  // the scratch buffers (elements, floats)
 };

@@ -186,6 +186,15 @@ __device__ __forceinline__ void copy_span_async(T* dst, const T* src, int count)
   }
 }
 
+// Issues the cp.async copies of `count` contiguous elements, whole 16-byte chunks from a
+// 16-byte aligned src, into dst (and nothing past them): a loop, for a span a block copies once.
+template <typename T, int kThreads>
+__device__ __forceinline__ void copy_chunks_async(T* dst, const T* src, int count) {
+  for (int c = threadIdx.x * kChunk<T>; c < count; c += kThreads * kChunk<T>) {
+    ptx::cp_async_cg(dst + c, src + c, 16);
+  }
+}
+
 // Stores the shared tile src[kRows][kLd] (kCols columns) to a global matrix, rows_left x
 // cols_left of it. kAligned: rows `row_stride` elements apart, each 16-byte aligned, columns
 // contiguous, and cols_left whole 16-byte chunks (or >= kCols): 16-byte stores only. Else
