@@ -1,8 +1,8 @@
-// The backward (plan.h): "maps" writes the recalibrated maps w once per sample (from the saved
-// importance) and, where grad_pooled's rows are not whole 16-byte chunks, gv with rows padded
-// to whole channel tiles; "features", the one pass over the features, writes gf = alpha gv^T w
-// and its channel split's share of gw = alpha gv f (tensor cores both, a cp.async ring over the
-// split's channel tiles); "gather" sums the splits' gw in a fixed order and each pixel tile's
+// The backward (plan.h): "pad_gv", only where grad_pooled's rows are not whole 16-byte chunks,
+// copies gv with rows padded to whole channel tiles; "features", the one pass over the
+// features, computes its pixel chunk's recalibrated maps w from the logits and the saved
+// importance, then writes gf = alpha gv^T w and its channel split's share of gw = alpha gv f
+// (tensor cores both, a cp.async ring over the split's channel tiles); "gather" sums the splits' gw in a fixed order and each pixel tile's
 // per-map sums; "logits" applies the spec's epilogue (docs/attention_pool.md) and writes
 // grad_logits; where a sample's pixels are one tile, "epilogue" does both in one launch.
 // Deterministic: no atomics, every sum in a fixed order.
@@ -13,44 +13,28 @@ namespace attention_pool {
 namespace cuda {
 namespace {
 
-struct MapsArgs {
-  const void* logits;
-  int64_t sab, sak, san, K, N, C;
-  const float* importance;  // (B, K)
+struct PadGvArgs {
+  int64_t K, C;
   const void* grad_pooled;  // (B, K, C) contiguous
-  void* w;                  // (B, w_rows, w_cols) out
-  void* gv;                 // (B, w_rows, gv_cols) out, or nullptr (plan.h: gv_direct)
-  int64_t w_rows, w_cols, gv_cols;
-  int64_t column_windows;   // kMapsColumns-column windows a row tile is split into
+  void* gv;                 // (B, gv_rows, gv_cols) out
+  int64_t gv_rows, gv_cols;
+  int64_t column_windows;   // kPadGvColumns-column windows a row tile is split into
 };
 
-// Blocks over (sample, tile of kMapsRows scratch rows, window of kMapsColumns columns): the
-// rows of the recalibrated maps w = s sigmoid(a) (zero past K rows and N pixels, so that padded
-// tiles contribute nothing) and, where "features" cannot read grad_pooled itself, of gv padded
-// to whole channel tiles.
+// Blocks over (sample, tile of kPadGvRows rows, window of kPadGvColumns columns): gv padded to
+// whole channel tiles and rows (zero past K and C), where "features" cannot read grad_pooled
+// itself.
 template <typename T>
-__global__ void __launch_bounds__(kMapsThreads) maps_kernel(MapsArgs p) {
-  const BlockIndex3 at(blockIdx.x, p.w_rows / kMapsRows, p.column_windows);
-  const int64_t b = at.outer, row0 = at.middle * kMapsRows, col0 = at.inner * kMapsColumns;
+__global__ void __launch_bounds__(kPadGvThreads) pad_gv_kernel(PadGvArgs p) {
+  const BlockIndex3 at(blockIdx.x, p.gv_rows / kPadGvRows, p.column_windows);
+  const int64_t b = at.outer, row0 = at.middle * kPadGvRows, col0 = at.inner * kPadGvColumns;
   auto window = [&](int64_t cols) {
-    return cols - col0 < kMapsColumns ? cols - col0 : int64_t{kMapsColumns};
+    return cols - col0 < kPadGvColumns ? cols - col0 : int64_t{kPadGvColumns};
   };
-  const T* a = static_cast<const T*>(p.logits) + b * p.sab;
-  const float* s = p.importance + b * p.K;
-  T* w = static_cast<T*>(p.w) + (b * p.w_rows + row0) * p.w_cols + col0;
-  for_each_element<kMapsUnroll>(
-      kMapsRows, window(p.w_cols),
-      [&](int64_t i, int64_t j) {
-        const int64_t row = row0 + i, n = col0 + j;
-        return row < p.K && n < p.N ? s[row] * fm::sigmoid(load_logit(a, p.sak, p.san, row, n))
-                                    : 0.f;
-      },
-      [&](int64_t i, int64_t j, float value) { w[i * p.w_cols + j] = from_float<T>(value); });
-  if (p.gv == nullptr) return;
   const T* gv = static_cast<const T*>(p.grad_pooled) + b * p.K * p.C;
-  T* padded = static_cast<T*>(p.gv) + (b * p.w_rows + row0) * p.gv_cols + col0;
-  for_each_element<kMapsUnroll>(
-      kMapsRows, window(p.gv_cols),
+  T* padded = static_cast<T*>(p.gv) + (b * p.gv_rows + row0) * p.gv_cols + col0;
+  for_each_element<kPadGvUnroll>(
+      kPadGvRows, window(p.gv_cols),
       [&](int64_t i, int64_t j) {
         const int64_t row = row0 + i, c = col0 + j;
         return row < p.K && c < p.C ? gv[row * p.C + c] : from_float<T>(0.f);
@@ -63,8 +47,10 @@ struct FeaturesArgs {
   int64_t sfb, sfc, sfn, C, N, K;
   const void* gv;           // (B, gv_rows, gv_cols): grad_pooled, or its padded copy (plan.h)
   int64_t gv_rows, gv_cols;
-  const void* w;            // (B, w_rows, w_cols)
-  int64_t w_rows, w_cols;
+  const void* logits;       // w = s sigmoid(a) of a chunk's maps, from these two
+  int64_t sab, sak, san;
+  const float* importance;  // (B, K)
+  int64_t w_rows, w_cols;   // gw's rows (whole map groups) and row length (whole chunks)
   float alpha;
   void* grad_features;      // laid out as the feature tiles (plan.h: choose_backward_load)
   int64_t gfb, gfc, gfn;
@@ -72,6 +58,38 @@ struct FeaturesArgs {
   float* gw;                // (B, channel splits, w_rows, w_cols) out
   int64_t pixel_chunks, channel_splits, tiles_per_split, channel_tiles;
 };
+
+// The recalibrated maps w = s sigmoid(a) of maps k0, k0 + 1, ... and pixels n0, n0 + 1, ...
+// into the shared tile wt[kRows][kLd] (kCols pixels; zero past K maps and N pixels), rounded to
+// the input dtype as the forward's "stats" rounds them. A thread loads kBatch logits and their
+// importance before using any: one round trip to memory for tiles of up to kBatch elements a
+// thread. The caller synchronizes before reading wt.
+template <typename T, int kRows, int kCols, int kLd, int kThreads>
+__device__ __forceinline__ void recalibrated_maps_tile(T* wt, const T* a, int64_t sak,
+                                                       int64_t san, const float* s, int64_t k0,
+                                                       int64_t K, int64_t n0, int64_t N) {
+  constexpr int kElements = kRows * kCols, kBatch = 8;
+  constexpr int kBatches = (kElements + kBatch * kThreads - 1) / (kBatch * kThreads);
+#pragma unroll  // (no loop: the kernel's only loop is its ring)
+  for (int batch = 0; batch < kBatches; ++batch) {
+    const int i0 = threadIdx.x + batch * kBatch * kThreads;
+    float x[kBatch], importance[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = i0 + u * kThreads, r = i / kCols, c = i % kCols;
+      const bool in = i < kElements && k0 + r < K && n0 + c < N;
+      x[u] = in ? load_logit(a, sak, san, k0 + r, n0 + c) : 0.f;
+      importance[u] = in ? s[k0 + r] : 0.f;
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = i0 + u * kThreads;
+      if (i < kElements) {
+        wt[i / kCols * kLd + i % kCols] = from_float<T>(importance[u] * fm::sigmoid(x[u]));
+      }
+    }
+  }
+}
 
 // gf += alpha gv^T w over one map group (the rows of gvt and wt), for the warp's 16 channels
 // and every pixel of the chunk: A = gv^T (channels x maps), B = w (maps x pixels).
@@ -153,12 +171,6 @@ __global__ void __launch_bounds__(kTileThreads,
   const T* f = static_cast<const T*>(p.features) + b * p.sfb;
   const T* gv = static_cast<const T*>(p.gv) + (b * p.gv_rows + k0) * p.gv_cols;
 
-  // The chunk's maps of the group (the scratch's rows past K are zero), in the first copy
-  // group.
-  copy_tile_async<T, Tiles::kMapRows16, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
-      wt, static_cast<const T*>(p.w) + (b * p.w_rows + k0) * p.w_cols + n0, p.w_cols,
-      Tiles::kMapRows16, Tiles::kExtent);
-
   // Cursors over the split's channel tiles: each load issues the copies of the next tile
   // (features and gv, zero past its rows and channels) into stage `stage`.
   const int64_t c0 = tile_begin * kChannelTile;
@@ -186,10 +198,14 @@ __global__ void __launch_bounds__(kTileThreads,
     if (i < steps) load(i);
     ptx::cp_async_commit_group();
   }
+  // The chunk's maps of the group, computed while the ring's first copies are in flight.
+  recalibrated_maps_tile<T, Tiles::kMapRows16, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
+      wt, static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, p.importance + b * p.K, k0,
+      p.K, n0, p.N);
 #pragma unroll 1  // (one stage per iteration: unrolled, the ring only grows the code)
   for (int step = 0; step < steps; ++step) {
     ptx::cp_async_wait_group<kStages - 2>();
-    __syncthreads();  // this stage (and the map tile) landed; the previous stage is consumed
+    __syncthreads();  // this stage landed (and the map tile is written); the previous is consumed
     if (step + kStages - 1 < steps) load((step + kStages - 1) % kStages);
     ptx::cp_async_commit_group();
     const T* ft = ring + (step % kStages) * Tiles::kFeaturesStageElements;
@@ -279,12 +295,12 @@ __global__ void __launch_bounds__(kTileThreads) grad_features_kernel(FeaturesArg
   float acc[Tiles::kExtent / 8][4] = {};
   for (int64_t k0 = 0; k0 < p.K; k0 += Tiles::kMapRows) {
     __syncthreads();  // the previous group's tiles are consumed
-    copy_tile_async<T, Tiles::kMapRows16, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
-        wt, static_cast<const T*>(p.w) + (b * p.w_rows + k0) * p.w_cols + n0, p.w_cols,
-        Tiles::kMapRows16, Tiles::kExtent);
     copy_tile_async<T, Tiles::kMapRows16, kChannelTile, Tiles::kLdc, kTileThreads>(
         gvt, static_cast<const T*>(p.gv) + (b * p.gv_rows + k0) * p.gv_cols + c0, p.gv_cols,
         p.gv_rows - k0, p.C - c0);
+    recalibrated_maps_tile<T, Tiles::kMapRows16, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
+        wt, static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, p.importance + b * p.K,
+        k0, p.K, n0, p.N);
     ptx::cp_async_wait_all();
     __syncthreads();
     grad_features_products<Tiles>(acc, gvt, wt, warp);
@@ -454,19 +470,18 @@ void launch_backward(const BackwardParams& p, const BackwardPlan& plan, DType dt
                      const BackwardScratch& scratch, cudaStream_t stream) {
   dispatch_dtype(dtype, [&](auto type) {
     using T = typename decltype(type)::type;
-    T* gv_padded =
-        plan.gv_direct ? nullptr : static_cast<T*>(scratch.w) + p.B * plan.w_rows * plan.w_cols;
-    const void* gv = plan.gv_direct ? p.grad_pooled : gv_padded;
-    const MapsArgs maps{p.logits, p.sab, p.sak, p.san, p.K, p.N, p.C,
-                        static_cast<const float*>(p.importance), p.grad_pooled, scratch.w,
-                        gv_padded, plan.w_rows, plan.w_cols, plan.gv_cols,
-                        plan.maps_column_windows};
-    launch(maps_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)),
-           dim3(plan.stats.threads), 0, stream, maps);
+    const void* gv = plan.gv_direct ? p.grad_pooled : scratch.gv;
+    if (!plan.gv_direct) {
+      const PadGvArgs pad{p.K, p.C, p.grad_pooled, scratch.gv, plan.gv_rows, plan.gv_cols,
+                          plan.pad_gv_column_windows};
+      launch(pad_gv_kernel<T>, dim3(static_cast<unsigned>(plan.pad_gv.grid_x)),
+             dim3(plan.pad_gv.threads), 0, stream, pad);
+    }
     if (plan.features.grid_x > 0) {
       const FeaturesArgs args{
           p.features, p.sfb, p.sfc, p.sfn, p.C, p.N, p.K, gv, plan.gv_rows, plan.gv_cols,
-          scratch.w, plan.w_rows, plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N),
+          p.logits, p.sab, p.sak, p.san, static_cast<const float*>(p.importance), plan.w_rows,
+          plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N),
           p.grad_features, p.gfb, p.gfc, p.gfn, plan.map_groups == 1, scratch.gw,
           plan.pixel_chunks, plan.channel_splits, plan.tiles_per_split, plan.channel_tiles};
       dispatch_variant(plan.map_tiles, plan.load, [&](auto tiles, auto load) {

@@ -22,10 +22,11 @@ struct ForwardScratch {
   float* partial;
 };
 
-// The backward's scratch: the maps (as the forward's), each channel split's share of gw
-// (plan.gw_floats), and each pixel tile's per-map sums (plan.sums_floats).
+// The backward's scratch: the padded gv unless gv_direct (plan.gv_scratch_elements), each
+// channel split's share of gw (plan.gw_floats), and each pixel tile's per-map sums
+// (plan.sums_floats).
 struct BackwardScratch {
-  void* w;
+  void* gv;
   float* gw;
   float* sums;
 };

@@ -100,11 +100,11 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
   const BackwardPlan plan =
       plan_backward(sh.B, sh.C, sh.K, sh.N, element_size(features), load,
                     reinterpret_cast<uintptr_t>(p.grad_pooled), sm_count(features));
-  const Tensor w = scratch(features, plan.w_scratch_elements, features.scalar_type());
+  const Tensor gv = scratch(features, plan.gv_scratch_elements, features.scalar_type());
   const Tensor gw = scratch(features, plan.gw_floats, ScalarType::Float);
   const Tensor sums = scratch(features, plan.sums_floats, ScalarType::Float);
   launch_backward(p, plan, dtype,
-                  {w.mutable_data_ptr(), gw.mutable_data_ptr<float>(), sums.mutable_data_ptr<float>()},
+                  {gv.mutable_data_ptr(), gw.mutable_data_ptr<float>(), sums.mutable_data_ptr<float>()},
                   current_stream(features));
   return {grad_features, grad_logits};
 }

@@ -260,8 +260,7 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
                 C % fusedattn::cuda::chunk_elements(element_size) == 0;
   p.gv_rows = p.gv_direct ? K : p.w_rows;
   p.gv_cols = p.gv_direct ? C : p.channel_tiles * kChannelTile;
-  const int64_t padded_gv = p.gv_direct ? 0 : p.w_rows * p.gv_cols;
-  p.w_scratch_elements = static_cast<size_t>(B * (p.w_rows * p.w_cols + padded_gv));
+  p.gv_scratch_elements = p.gv_direct ? 0 : static_cast<size_t>(B * p.gv_rows * p.gv_cols);
   p.gw_floats = static_cast<size_t>(B * p.channel_splits * p.w_rows * p.w_cols);
   // "epilogue" where a sample's pixels are one tile and its shared memory (the sums, 4 K
   // floats) needs no opt-in past the default, which leaves any K to gather and logits
@@ -271,23 +270,23 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
                         epilogue_shared <= fusedattn::cuda::kDefaultSharedMemoryPerBlock;
   p.sums_floats = one_tile ? 0 : static_cast<size_t>(B * p.pixel_blocks * 2 * K);
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
-  // (Gv: the bytes of gv as "features" reads it; the padded copy also costs maps V + Gv)
-  const int64_t Wmaps = B * p.w_rows * p.w_cols * e, Gv = B * p.gv_rows * p.gv_cols * e;
+  // (Gv: the bytes of gv as "features" reads it; the padded copy also costs pad_gv V + Gv;
+  // "features" reads the logits and, once per chunk, s)
+  const int64_t Gv = B * p.gv_rows * p.gv_cols * e;
   // (gw's bytes: "features" writes its map groups' rows of each split, "gather" reads K of them;
   // the rows past those, padding to mma's k, are never touched)
   const int64_t Gw = B * p.channel_splits * maps.w_rows * p.w_cols * 4;
   const int64_t GwRead = B * p.channel_splits * K * p.w_cols * 4, Sums = p.sums_floats * 4;
-  // (maps: a block per kMapsRows scratch rows and kMapsColumns columns, kMapsUnroll elements a
+  // (pad_gv: a block per kPadGvRows rows and kPadGvColumns columns, kPadGvUnroll elements a
   // thread in flight)
-  const int64_t copied_cols = p.gv_direct ? 0 : p.gv_cols;
-  p.maps_column_windows = ceil_div(p.w_cols > copied_cols ? p.w_cols : copied_cols, kMapsColumns);
-  const int64_t w_window = p.w_cols < kMapsColumns ? p.w_cols : kMapsColumns;
-  const int64_t gv_window = copied_cols < kMapsColumns ? copied_cols : kMapsColumns;
-  p.stats = {B * (p.w_rows / kMapsRows) * p.maps_column_windows, 1, kMapsThreads, 0,
-             A + B * K * 4 + Wmaps + (p.gv_direct ? 0 : V + Gv), kMapsThreads * kMapsUnroll * e,
-             ceil_div(kMapsRows * (w_window + gv_window), kMapsThreads),
-             ceil_div(kMapsRows * w_window, kMapsThreads * kMapsUnroll) +
-                 ceil_div(kMapsRows * gv_window, kMapsThreads * kMapsUnroll)};
+  if (!p.gv_direct) {
+    p.pad_gv_column_windows = ceil_div(p.gv_cols, kPadGvColumns);
+    const int64_t window = p.gv_cols < kPadGvColumns ? p.gv_cols : kPadGvColumns;
+    p.pad_gv = {B * (p.gv_rows / kPadGvRows) * p.pad_gv_column_windows, 1, kPadGvThreads, 0,
+                V + Gv, kPadGvThreads * kPadGvUnroll * e,
+                ceil_div(kPadGvRows * window, kPadGvThreads),
+                ceil_div(kPadGvRows * window, kPadGvThreads * kPadGvUnroll)};
+  }
   int64_t features_shared = 0, grad_features_shared = 0, stage_bytes = 0, map_tile_bytes = 0;
   with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
     using Tiles = decltype(tiles_of);
@@ -299,11 +298,11 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   const bool split_gf = p.map_groups > 1 && C > 0;
   p.features = {B * p.pixel_chunks * p.channel_splits, p.map_groups, kTileThreads,
                 static_cast<size_t>(features_shared),
-                F + Wmaps + Gv + Gw + (split_gf ? 0 : F), (kStages - 1) * stage_bytes,
+                F + A + Gv + Gw + (split_gf ? 0 : F), (kStages - 1) * stage_bytes,
                 p.tiles_per_split};
   if (split_gf) {
     p.grad_features = {B * p.pixel_chunks * p.channel_tiles, 1, kTileThreads,
-                       static_cast<size_t>(grad_features_shared), Wmaps + Gv + F,
+                       static_cast<size_t>(grad_features_shared), A + Gv + F,
                        map_tile_bytes, p.map_groups, p.map_groups};
   }
   // (gather and logits: a thread's pixel, its maps kLogitBatch at a time, after the pixel's

@@ -13,10 +13,10 @@
 // Small maps (the flat variant, whose chunk is all of a tile's pixels, or fewer chunks than
 // the ring's stages) are never split: a block streams several channel tiles instead.
 //
-// Backward: "maps" (the plan's `stats` launch: w from the saved importance and, where
-// grad_pooled's rows are not whole 16-byte chunks, gv padded; a block per sample, kMapsRows
-// scratch rows and kMapsColumns columns), "features" (one pass over f that writes gf = alpha
-// gv^T w and accumulates its channel split's share of gw = alpha gv f, both on tensor cores),
+// Backward: "pad_gv" (only where grad_pooled's rows are not whole 16-byte chunks: gv padded;
+// blocks of kPadGvRows rows and kPadGvColumns columns), "features" (one pass over f: w of its
+// pixel chunk from the logits and the saved importance, in shared memory, then gf = alpha gv^T
+// w and its channel split's share of gw = alpha gv f, both on tensor cores),
 // then two small launches over (sample, pixel tile): "gather" sums the splits'
 // gw and each tile's per-map sums, "logits" applies the spec's epilogue to write grad_logits;
 // where a sample's pixels are one tile, one launch, "epilogue", does both (its block's sums are
@@ -64,12 +64,12 @@ constexpr int64_t kStatsCacheBytes = 64 * 1024;
 constexpr int64_t stats_shared_floats(int64_t K) {
   return (2 * K + 3 * kStatsThreads / 32 + 3) / 4 * 4;
 }
-constexpr int kMapsThreads = 256;
-// Scratch rows a "maps" block writes (w_rows: whole 16s in the backward), and the elements a
-// thread loads before storing any.
-constexpr int kMapsRows = 16;
-constexpr int kMapsUnroll = 16;
-constexpr int kMapsColumns = 512;  // and the columns (a large map's rows split between blocks)
+constexpr int kPadGvThreads = 256;
+// Rows a "pad_gv" block writes (gv_rows: whole 16s), and the elements a thread loads before
+// storing any.
+constexpr int kPadGvRows = 16;
+constexpr int kPadGvUnroll = 16;
+constexpr int kPadGvColumns = 512;  // and the columns (a large map's rows split between blocks)
 constexpr int kEpilogueThreads = 256;
 constexpr int kReduceThreads = 256;  // divides 8 x kChannelTile: a map tile's partials
 constexpr int kReduceBatch = 16;    // a "reduce" thread's partials in flight
@@ -204,16 +204,16 @@ struct BackwardPlan {
   int64_t pixel_blocks;     // the epilogue's pixel tiles per sample
   // gv as "features" reads it: straight from grad_pooled (B, K, C) where its rows are whole
   // 16-byte chunks at a 16-byte aligned address (gv_rows K, gv_cols C), else from a copy
-  // "maps" writes after w, rows and row length padded (gv_rows w_rows, gv_cols C rounded up to
-  // whole channel tiles).
+  // "pad_gv" writes, rows and row length padded (gv_rows w_rows, gv_cols C rounded up to whole
+  // channel tiles).
   bool gv_direct;
   int64_t gv_rows, gv_cols;
-  int64_t maps_column_windows;  // "maps": kMapsColumns-column windows of its row tiles
-  Launch stats, features, grad_features, gather, logits;
+  int64_t pad_gv_column_windows;  // "pad_gv": kPadGvColumns-column windows of its row tiles
+  Launch pad_gv, features, grad_features, gather, logits;
   Launch epilogue;          // in gather's and logits' place where pixel_blocks is 1
-  // w (B, w_rows, w_cols) and, unless gv_direct, the padded gv, both of the input dtype; each
-  // channel split's gw; each pixel tile's per-map sums (none with "epilogue").
-  size_t w_scratch_elements, gw_floats, sums_floats;
+  // Unless gv_direct, the padded gv (the input dtype); each channel split's gw (B, splits,
+  // w_rows, w_cols); each pixel tile's per-map sums (none with "epilogue").
+  size_t gv_scratch_elements, gw_floats, sums_floats;
 };
 
 // grad_pooled_address: where grad_pooled (contiguous) starts.

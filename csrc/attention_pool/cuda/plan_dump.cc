@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   launch("pool", "pool_kernel", true, f.pool, true);
   launch("reduce", "reduce_kernel", false, f.reduce, false);
   std::printf("], \"backward\": [");
-  launch("maps", "maps_kernel", false, b.stats, true);
+  launch("pad_gv", "pad_gv_kernel", false, b.pad_gv, true);
   launch("features", "features_kernel", true, b.features, true);
   launch("grad_features", "grad_features_kernel", true, b.grad_features, true);
   launch("gather", "gather_kernel", false, b.gather, true);
