@@ -310,10 +310,12 @@ int run(const std::string& name, const Case& c, Layout layout, DType dtype, doub
       gf.stride_n(), C, N);
   const ap::cuda::BackwardPlan bplan = ap::cuda::plan_backward(
       B, C, K, N, sizeof(T), bload, reinterpret_cast<uintptr_t>(bp.grad_pooled), sms);
-  auto bw_scratch = unwritten<T>(static_cast<int64_t>(bplan.gv_scratch_elements));
+  auto gv_scratch = unwritten<T>(static_cast<int64_t>(bplan.gv_scratch_elements));
+  auto bw_scratch = unwritten<T>(static_cast<int64_t>(bplan.w_scratch_elements));
   auto gw = unwritten<float>(static_cast<int64_t>(bplan.gw_floats));
   auto sums = unwritten<float>(static_cast<int64_t>(bplan.sums_floats));
-  ap::cuda::launch_backward(bp, bplan, dtype, {bw_scratch.data(), gw.data(), sums.data()},
+  ap::cuda::launch_backward(bp, bplan, dtype,
+                            {gv_scratch.data(), bw_scratch.data(), gw.data(), sums.data()},
                             nullptr);
   std::printf("%s: %s loads, %lld pixel splits, %lld channel splits, %lld map groups\n",
               name.c_str(), ap::cuda::feature_load_name(load),

@@ -2,7 +2,8 @@
 // copies gv with rows padded to whole channel tiles; "features", the one pass over the
 // features, computes its pixel chunk's recalibrated maps w from the logits and the saved
 // importance, then writes gf = alpha gv^T w and its channel split's share of gw = alpha gv f
-// (tensor cores both, a cp.async ring over the split's channel tiles); "gather" sums the splits' gw in a fixed order and each pixel tile's
+// (tensor cores both, a cp.async ring over the split's channel tiles), and, where several map
+// groups leave gf to "grad_features", its w tile for that to read; "gather" sums the splits' gw in a fixed order and each pixel tile's
 // per-map sums; "logits" applies the spec's epilogue (docs/attention_pool.md) and writes
 // grad_logits; where a sample's pixels are one tile, "epilogue" does both in one launch.
 // Deterministic: no atomics, every sum in a fixed order.
@@ -51,6 +52,7 @@ struct FeaturesArgs {
   int64_t sab, sak, san;
   const float* importance;  // (B, K)
   int64_t w_rows, w_cols;   // gw's rows (whole map groups) and row length (whole chunks)
+  void* w;                  // (B, w_rows, w_cols) out where several map groups, else nullptr
   float alpha;
   void* grad_features;      // laid out as the feature tiles (plan.h: choose_backward_load)
   int64_t gfb, gfc, gfn;
@@ -245,6 +247,12 @@ __global__ void __launch_bounds__(kTileThreads,
     }
   }
   ptx::cp_async_wait_all();
+  if (p.w != nullptr && split == 0) {  // (several map groups: for "grad_features")
+    __syncthreads();  // wt is written (no step may have run)
+    store_tile<T, Tiles::kMapRows16, Tiles::kExtent, Tiles::kLdw, kTileThreads, true>(
+        static_cast<T*>(p.w) + (b * p.w_rows + k0) * p.w_cols + n0, wt, p.w_cols, 1,
+        Tiles::kMapRows16, Tiles::kExtent);
+  }
 
   // The channel parts' gw added in part order, then the split's share stored (times alpha).
   const Lane l = Lane::of_this_thread();
@@ -295,12 +303,12 @@ __global__ void __launch_bounds__(kTileThreads) grad_features_kernel(FeaturesArg
   float acc[Tiles::kExtent / 8][4] = {};
   for (int64_t k0 = 0; k0 < p.K; k0 += Tiles::kMapRows) {
     __syncthreads();  // the previous group's tiles are consumed
+    copy_tile_async<T, Tiles::kMapRows16, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
+        wt, static_cast<const T*>(p.w) + (b * p.w_rows + k0) * p.w_cols + n0, p.w_cols,
+        Tiles::kMapRows16, Tiles::kExtent);
     copy_tile_async<T, Tiles::kMapRows16, kChannelTile, Tiles::kLdc, kTileThreads>(
         gvt, static_cast<const T*>(p.gv) + (b * p.gv_rows + k0) * p.gv_cols + c0, p.gv_cols,
         p.gv_rows - k0, p.C - c0);
-    recalibrated_maps_tile<T, Tiles::kMapRows16, Tiles::kExtent, Tiles::kLdw, kTileThreads>(
-        wt, static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, p.importance + b * p.K,
-        k0, p.K, n0, p.N);
     ptx::cp_async_wait_all();
     __syncthreads();
     grad_features_products<Tiles>(acc, gvt, wt, warp);
@@ -481,7 +489,8 @@ void launch_backward(const BackwardParams& p, const BackwardPlan& plan, DType dt
       const FeaturesArgs args{
           p.features, p.sfb, p.sfc, p.sfn, p.C, p.N, p.K, gv, plan.gv_rows, plan.gv_cols,
           p.logits, p.sab, p.sak, p.san, static_cast<const float*>(p.importance), plan.w_rows,
-          plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N),
+          plan.w_cols, plan.map_groups > 1 ? scratch.w : nullptr,
+          fm::pool_scale<float>(p.mean_pool, p.N),
           p.grad_features, p.gfb, p.gfc, p.gfn, plan.map_groups == 1, scratch.gw,
           plan.pixel_chunks, plan.channel_splits, plan.tiles_per_split, plan.channel_tiles};
       dispatch_variant(plan.map_tiles, plan.load, [&](auto tiles, auto load) {

@@ -22,11 +22,12 @@ struct ForwardScratch {
   float* partial;
 };
 
-// The backward's scratch: the padded gv unless gv_direct (plan.gv_scratch_elements), each
-// channel split's share of gw (plan.gw_floats), and each pixel tile's per-map sums
-// (plan.sums_floats).
+// The backward's scratch: the padded gv unless gv_direct (plan.gv_scratch_elements), the
+// maps where several map groups (plan.w_scratch_elements), each channel split's share of gw
+// (plan.gw_floats), and each pixel tile's per-map sums (plan.sums_floats).
 struct BackwardScratch {
   void* gv;
+  void* w;
   float* gw;
   float* sums;
 };

@@ -101,10 +101,12 @@ std::tuple<Tensor, Tensor> attention_pool_bwd_cuda(
       plan_backward(sh.B, sh.C, sh.K, sh.N, element_size(features), load,
                     reinterpret_cast<uintptr_t>(p.grad_pooled), sm_count(features));
   const Tensor gv = scratch(features, plan.gv_scratch_elements, features.scalar_type());
+  const Tensor w = scratch(features, plan.w_scratch_elements, features.scalar_type());
   const Tensor gw = scratch(features, plan.gw_floats, ScalarType::Float);
   const Tensor sums = scratch(features, plan.sums_floats, ScalarType::Float);
   launch_backward(p, plan, dtype,
-                  {gv.mutable_data_ptr(), gw.mutable_data_ptr<float>(), sums.mutable_data_ptr<float>()},
+                  {gv.mutable_data_ptr(), w.mutable_data_ptr(), gw.mutable_data_ptr<float>(),
+                   sums.mutable_data_ptr<float>()},
                   current_stream(features));
   return {grad_features, grad_logits};
 }

@@ -261,6 +261,7 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   p.gv_rows = p.gv_direct ? K : p.w_rows;
   p.gv_cols = p.gv_direct ? C : p.channel_tiles * kChannelTile;
   p.gv_scratch_elements = p.gv_direct ? 0 : static_cast<size_t>(B * p.gv_rows * p.gv_cols);
+  p.w_scratch_elements = p.map_groups > 1 ? static_cast<size_t>(B * p.w_rows * p.w_cols) : 0;
   p.gw_floats = static_cast<size_t>(B * p.channel_splits * p.w_rows * p.w_cols);
   // "epilogue" where a sample's pixels are one tile and its shared memory (the sums, 4 K
   // floats) needs no opt-in past the default, which leaves any K to gather and logits
@@ -273,6 +274,7 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   // (Gv: the bytes of gv as "features" reads it; the padded copy also costs pad_gv V + Gv;
   // "features" reads the logits and, once per chunk, s)
   const int64_t Gv = B * p.gv_rows * p.gv_cols * e;
+  const int64_t Wmaps = static_cast<int64_t>(p.w_scratch_elements) * e;  // (several groups)
   // (gw's bytes: "features" writes its map groups' rows of each split, "gather" reads K of them;
   // the rows past those, padding to mma's k, are never touched)
   const int64_t Gw = B * p.channel_splits * maps.w_rows * p.w_cols * 4;
@@ -298,11 +300,11 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   const bool split_gf = p.map_groups > 1 && C > 0;
   p.features = {B * p.pixel_chunks * p.channel_splits, p.map_groups, kTileThreads,
                 static_cast<size_t>(features_shared),
-                F + A + Gv + Gw + (split_gf ? 0 : F), (kStages - 1) * stage_bytes,
+                F + A + Gv + Gw + (split_gf ? Wmaps : F), (kStages - 1) * stage_bytes,
                 p.tiles_per_split};
   if (split_gf) {
     p.grad_features = {B * p.pixel_chunks * p.channel_tiles, 1, kTileThreads,
-                       static_cast<size_t>(grad_features_shared), A + Gv + F,
+                       static_cast<size_t>(grad_features_shared), Wmaps + Gv + F,
                        map_tile_bytes, p.map_groups, p.map_groups};
   }
   // (gather and logits: a thread's pixel, its maps kLogitBatch at a time, after the pixel's

@@ -211,9 +211,10 @@ struct BackwardPlan {
   int64_t pad_gv_column_windows;  // "pad_gv": kPadGvColumns-column windows of its row tiles
   Launch pad_gv, features, grad_features, gather, logits;
   Launch epilogue;          // in gather's and logits' place where pixel_blocks is 1
-  // Unless gv_direct, the padded gv (the input dtype); each channel split's gw (B, splits,
-  // w_rows, w_cols); each pixel tile's per-map sums (none with "epilogue").
-  size_t gv_scratch_elements, gw_floats, sums_floats;
+  // Unless gv_direct, the padded gv; where several map groups, w (B, w_rows, w_cols) for
+  // "grad_features" (both the input dtype); each channel split's gw (B, splits, w_rows,
+  // w_cols); each pixel tile's per-map sums (none with "epilogue").
+  size_t gv_scratch_elements, w_scratch_elements, gw_floats, sums_floats;
 };
 
 // grad_pooled_address: where grad_pooled (contiguous) starts.
