@@ -137,8 +137,9 @@ for dtype in (torch.bfloat16, torch.float32):
 def test_small_maps_stream_channel_tiles(sm_count):
     """channels_last 7x7: a channel tile's two pixel chunks cannot fill the pool's ring, so its
     blocks stream several channel tiles (the plan, read back, says how many steps a block
-    takes). In the emulation a process whose GPU has 1 SM (one block streams all 5 tiles) or 2
-    (3 tiles, then a short 2); on a GPU a shape whose channel tiles are many."""
+    takes). In the emulation a process whose GPU has 1 SM (bf16: blocks of 3 and 2 of the 5
+    tiles, three blocks an SM keeping 32 KB in flight) or 2 (2, 2 and 1); on a GPU a shape whose
+    channel tiles are many."""
     device = require_backend("cuda", torch.float32)
     B, C, K, H, W = (2, 264, 8, 7, 7) if CUDA_EMULATED else (16, 4096, 8, 7, 7)
     sms = sm_count or torch.cuda.get_device_properties(device).multi_processor_count

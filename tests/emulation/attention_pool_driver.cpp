@@ -51,12 +51,16 @@ const std::map<std::string, Case> kCases = {
     {"maps9", {3, 40, 5, 4, 9, true, false}},          // no diversity, 2 map tiles
     {"maps70", {2, 70, 5, 8, 70, false, true}},        // two map groups: gf launched apart
     // 7x7: the flat span where dense, 5 channel tiles (the last of 8): on one SM a block
-    // streams them all (nhwc: two pixel chunks each), its ring turning over
+    // streams them all (nchw too, in two pixel chunks each; nhwc: blocks of 3 and 2 tiles),
+    // its ring turning over
     {"small_map", {2, 264, 7, 7, 8, false, true}},
     {"one_pixel", {2, 17, 1, 1, 1, false, true}},      // N = 1: loads along the channels
     {"no_channels", {2, 0, 4, 4, 3, false, true}},     // C = 0: no pooling work at all
     // float32's 67 KB of logits a sample: past "stats"' shared copy (kStatsCacheBytes)
     {"uncached", {1, 17, 58, 58, 5, true, true}},
+    // (run on one SM only) blocks streaming 4 channel tiles (the last of 8 channels) of two
+    // pixel chunks, in two map groups, the second of 6 maps
+    {"stream_groups", {2, 200, 7, 7, 70, true, true}},
 };
 
 // Deterministic values in [-2, 2).

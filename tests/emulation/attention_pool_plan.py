@@ -35,6 +35,8 @@ CLEAN += [("asan", [case, "bfloat16", layout], env) for case, layout in (
               {"FUSEDATTN_EMULATE_BLOCK_ORDER": "shuffle:11"})]
 CLEAN += [("asan", ["small_map", dtype, "nhwc"], env) for dtype in ("bfloat16", "float32")
           for env in (ONE_SM, {"FUSEDATTN_EMULATE_SM_COUNT": "2"})]
+CLEAN += [("asan", ["stream_groups", dtype, layout], ONE_SM)
+          for dtype, layout in (("bfloat16", "nhwc"), ("bfloat16", "nchw"), ("float32", "nhwc"))]
 CLEAN += [
     ("tsan", ["tiles", "bfloat16", "nchw"], ONE_SM),
     ("tsan", ["small_map", "bfloat16", "nhwc"], ONE_SM),

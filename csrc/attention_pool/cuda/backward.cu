@@ -51,7 +51,7 @@ struct FeaturesArgs {
   const void* logits;       // w = s sigmoid(a) of a chunk's maps, from these two
   int64_t sab, sak, san;
   const float* importance;  // (B, K)
-  int64_t w_rows, w_cols;   // gw's rows (whole map groups) and row length (whole chunks)
+  int64_t w_rows, w_cols;   // gw's rows (map groups, 16 at least) and row length (chunks)
   void* w;                  // (B, w_rows, w_cols) out where several map groups, else nullptr
   float alpha;
   void* grad_features;      // laid out as the feature tiles (plan.h: choose_backward_load)
@@ -331,6 +331,65 @@ struct EpilogueArgs {
   int64_t gab, gak, gan;
 };
 
+// A pixel's logits, gw summed over the channel splits (in split order) and the maps' s and
+// log-sum-exp, for maps 0, ..., K - 1, loaded once where K <= kLogitBatch (one round trip for
+// up to four splits): "epilogue"'s passes (the winner, the per-map sums, grad_logits) then
+// read them here instead of each loading them again. (gather_kernel and logits_kernel hold
+// nothing: at their grids the registers would cost more waves than the round trips.) `held` is the same for every thread of
+// the launch (zeros past the pixels), so that warps stay on one path through their shuffles;
+// only constant indices reach the arrays.
+struct HeldMaps {
+  bool held = false;
+  float x[kLogitBatch], gw[kLogitBatch], s[kLogitBatch], lse[kLogitBatch];
+};
+
+template <typename T>
+__device__ __forceinline__ HeldMaps hold_maps(const EpilogueArgs& p, int64_t b, int64_t n) {
+  HeldMaps h;
+  if (p.K > kLogitBatch) return h;
+  h.held = true;
+  const bool in = n < p.N;
+  const T* a = static_cast<const T*>(p.logits) + b * p.sab;
+  const float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols + n;
+#pragma unroll
+  for (int u = 0; u < kLogitBatch; ++u) {
+    h.x[u] = in && u < p.K ? load_logit(a, p.sak, p.san, u, n) : 0.f;
+    h.s[u] = u < p.K ? p.importance[b * p.K + u] : 0.f;
+    h.lse[u] = u < p.K ? p.logsumexp[b * p.K + u] : 0.f;
+    h.gw[u] = 0.f;
+  }
+#pragma unroll 4  // (four splits' loads in flight together; their sums still in split order)
+  for (int64_t j = 0; j < p.channel_splits; ++j) {
+    const float* split = gw + j * p.w_rows * p.w_cols;
+#pragma unroll
+    for (int u = 0; u < kLogitBatch; ++u) {
+      if (in && u < p.K) h.gw[u] += split[u * p.w_cols];
+    }
+  }
+  return h;
+}
+
+// Calls fn(k, a[k, n], gw, s[k], lse[k]) for maps k_begin, ..., k_end - 1 in order, from
+// `held` where it holds them (k_begin is then 0), else loading kLogitBatch at a time
+// (for_each_map; gw from `gw_of(k)`).
+template <typename T, typename GwOf, typename Fn>
+__device__ __forceinline__ void for_each_pixel_map(const HeldMaps& held, const EpilogueArgs& p,
+                                                   int64_t b, int64_t n, bool load,
+                                                   int64_t k_begin, int64_t k_end, GwOf&& gw_of,
+                                                   Fn&& fn) {
+  if (held.held) {
+#pragma unroll
+    for (int u = 0; u < kLogitBatch; ++u) {
+      if (u < k_end) fn(int64_t{u}, held.x[u], held.gw[u], held.s[u], held.lse[u]);
+    }
+    return;
+  }
+  const float* s = p.importance + b * p.K;
+  const float* lse = p.logsumexp + b * p.K;
+  for_each_map(static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, n, load, k_begin,
+               k_end, gw_of, [&](int64_t k, float x, float gw) { fn(k, x, gw, s[k], lse[k]); });
+}
+
 // Per pixel: gw summed over the channel splits (in split order, into split 0's slot); per map,
 // over the block's pixel tile: sum_n gw sig, and the probability mass of the pixels the map
 // wins, into sums[0][K] and sums[1][K]. Maps go kGatherMaps at a time: each warp's sums
@@ -338,12 +397,11 @@ struct EpilogueArgs {
 // once per group of maps, not a block-wide sum per map. Ends with a barrier.
 template <typename T>
 __device__ void gather_pixel_tile(const EpilogueArgs& p, int64_t b, int64_t n,
-                                  const PixelWinner& winner, float* warp_sums, float* sums) {
+                                  const HeldMaps& held, const PixelWinner& winner,
+                                  float* warp_sums, float* sums) {
   constexpr int kWarps = kEpilogueThreads / 32;
   const bool in = n < p.N;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const T* a = static_cast<const T*>(p.logits) + b * p.sab;
-  const float* lse = p.logsumexp + b * p.K;
   float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
   const int64_t split_stride = p.w_rows * p.w_cols;
   for (int64_t k0 = 0; k0 < p.K; k0 += kGatherMaps) {
@@ -355,12 +413,12 @@ __device__ void gather_pixel_tile(const EpilogueArgs& p, int64_t b, int64_t n,
       }
       return total;
     };
-    for_each_map(a, p.sak, p.san, n, in, k0, k0 + maps, split_total,
-                 [&](int64_t k, float x, float total) {
+    for_each_pixel_map<T>(held, p, b, n, in, k0, k0 + maps, split_total,
+                          [&](int64_t k, float x, float total, float, float lse_k) {
       const int i = static_cast<int>(k - k0);
       if (in) gw[k * p.w_cols + n] = total;
       const float gw_sig = warp_sum(in ? total * fm::sigmoid(x) : 0.f);
-      const float won = warp_sum(winner.winner == k ? fm::pixel_prob(x, lse[k]) : 0.f);
+      const float won = warp_sum(winner.winner == k ? fm::pixel_prob(x, lse_k) : 0.f);
       if (lane == 0) {
         warp_sums[i * kWarps + warp] = gw_sig;
         warp_sums[(kGatherMaps + i) * kWarps + warp] = won;
@@ -407,31 +465,33 @@ __device__ void importance_grads(const EpilogueArgs& p, int64_t b, const float* 
 // gw summed over the splits (split 0's slot) and importance_grads' gg and p_dot_gp.
 template <typename T>
 __device__ void write_grad_logits(const EpilogueArgs& p, int64_t b, int64_t n,
-                                  const PixelWinner& winner, const float* gg,
+                                  const HeldMaps& held, const PixelWinner& winner, const float* gg,
                                   const float* p_dot_gp) {
-  const float* s = p.importance + b * p.K;
-  const float* lse = p.logsumexp + b * p.K;
   const float gd = p.grad_diversity != nullptr ? p.grad_diversity[b] : 0.f;
-  const T* a = static_cast<const T*>(p.logits) + b * p.sab;
   const float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
   const float inv_n = 1.f / static_cast<float>(p.N);
   T* ga = static_cast<T*>(p.grad_logits) + b * p.gab;
-  for_each_map(a, p.sak, p.san, n, true, 0, p.K, [&](int64_t k) { return gw[k * p.w_cols + n]; },
-               [&](int64_t k, float x, float g) {
+  for_each_pixel_map<T>(held, p, b, n, true, 0, p.K,
+                        [&](int64_t k) { return gw[k * p.w_cols + n]; },
+                        [&](int64_t k, float x, float g, float s_k, float lse_k) {
     const float sig = fm::sigmoid(x);
-    const float gsig = fm::sigmoid_map_grad(s[k], g, gg[k], inv_n);
-    const float prob = p.grad_diversity != nullptr ? fm::pixel_prob(x, lse[k]) : 0.f;
-    const float gp = winner.winner == k ? -gd * s[k] : 0.f;
+    const float gsig = fm::sigmoid_map_grad(s_k, g, gg[k], inv_n);
+    const float prob = p.grad_diversity != nullptr ? fm::pixel_prob(x, lse_k) : 0.f;
+    const float gp = winner.winner == k ? -gd * s_k : 0.f;
     ga[k * p.gak + n * p.gan] = from_float<T>(fm::logit_grad(gsig, sig, prob, gp, p_dot_gp[k]));
   });
 }
 
 template <typename T>
-__device__ __forceinline__ PixelWinner winner_at(const EpilogueArgs& p, int64_t b, int64_t n) {
-  return n < p.N && p.grad_diversity != nullptr
-             ? pixel_winner(static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, p.K, n,
-                            p.importance + b * p.K, p.logsumexp + b * p.K)
-             : PixelWinner{};
+__device__ __forceinline__ PixelWinner winner_at(const EpilogueArgs& p, int64_t b, int64_t n,
+                                                 const HeldMaps& held) {
+  PixelWinner winner;
+  if (n >= p.N || p.grad_diversity == nullptr) return winner;
+  for_each_pixel_map<T>(held, p, b, n, true, 0, p.K, [](int64_t) { return 0.f; },
+                        [&](int64_t k, float x, float, float s_k, float lse_k) {
+    winner.add(k, fm::weighted_prob(s_k, x, lse_k));
+  });
+  return winner;
 }
 
 // Blocks over (sample, pixel tile): gather_pixel_tile into the tile's slot of the sums scratch.
@@ -441,7 +501,8 @@ __global__ void __launch_bounds__(kEpilogueThreads) gather_kernel(EpilogueArgs p
   const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
   const int64_t b = at.outer, block = at.middle;
   const int64_t n = block * kEpilogueThreads + threadIdx.x;
-  gather_pixel_tile<T>(p, b, n, winner_at<T>(p, b, n), warp_sums,
+  const HeldMaps held{};  // (nothing held: the registers would halve the blocks an SM holds)
+  gather_pixel_tile<T>(p, b, n, held, winner_at<T>(p, b, n, held), warp_sums,
                        p.sums + (b * p.pixel_blocks + block) * 2 * p.K);
 }
 
@@ -452,9 +513,10 @@ __global__ void __launch_bounds__(kEpilogueThreads) logits_kernel(EpilogueArgs p
   float* p_dot_gp = gg + p.K;                   // [K]
   const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
   const int64_t b = at.outer, block = at.middle;
-  importance_grads(p, b, p.sums + b * p.pixel_blocks * 2 * p.K, p.pixel_blocks, gg, p_dot_gp);
   const int64_t n = block * kEpilogueThreads + threadIdx.x;
-  if (n < p.N) write_grad_logits<T>(p, b, n, winner_at<T>(p, b, n), gg, p_dot_gp);
+  const HeldMaps held{};  // (as in gather_kernel)
+  importance_grads(p, b, p.sums + b * p.pixel_blocks * 2 * p.K, p.pixel_blocks, gg, p_dot_gp);
+  if (n < p.N) write_grad_logits<T>(p, b, n, held, winner_at<T>(p, b, n, held), gg, p_dot_gp);
 }
 
 // "gather" and "logits" in one launch where a sample's pixels are one tile: a block per
@@ -466,10 +528,11 @@ __global__ void __launch_bounds__(kEpilogueThreads) epilogue_kernel(EpilogueArgs
   float* gg = sums + 2 * p.K;                                           // [K]
   float* p_dot_gp = gg + p.K;                                           // [K]
   const int64_t b = blockIdx.x, n = threadIdx.x;
-  const PixelWinner winner = winner_at<T>(p, b, n);
-  gather_pixel_tile<T>(p, b, n, winner, warp_sums, sums);
+  const HeldMaps held = hold_maps<T>(p, b, n);
+  const PixelWinner winner = winner_at<T>(p, b, n, held);
+  gather_pixel_tile<T>(p, b, n, held, winner, warp_sums, sums);
   importance_grads(p, b, sums, 1, gg, p_dot_gp);
-  if (n < p.N) write_grad_logits<T>(p, b, n, winner, gg, p_dot_gp);
+  if (n < p.N) write_grad_logits<T>(p, b, n, held, winner, gg, p_dot_gp);
 }
 
 }  // namespace

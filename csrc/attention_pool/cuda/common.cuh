@@ -238,18 +238,6 @@ struct PixelWinner {
   }
 };
 
-// The pixel-max winner k*(n) and its candidate.
-template <typename T>
-__device__ __forceinline__ PixelWinner pixel_winner(const T* a, int64_t sak, int64_t san,
-                                                    int64_t K, int64_t n, const float* s,
-                                                    const float* lse) {
-  PixelWinner w;
-  for_each_logit(a, sak, san, K, n, [&](int64_t k, float x) {
-    w.add(k, fm::weighted_prob(s[k], x, lse[k]));
-  });
-  return w;
-}
-
 // Calls fn(std::integral_constant<int, tiles>, std::integral_constant<FeatureLoad, load>) for a
 // plan's map tiles and feature load: the tiled kernels' compile-time variants.
 template <typename Fn>

@@ -199,7 +199,8 @@ __global__ void __launch_bounds__(kTileThreads,
   TileCopy<T, Tiles::kMapRows, Tiles::kExtent, Tiles::kLdw, kTileThreads> copy_maps(w + n0,
                                                                                    p.w_cols);
   FeatureTileCopy<T, Tiles, kLoad> copy_features(p, f + c0 * p.sfc + n0 * p.sfn);
-  const int rewind = (chunks - 1) * Tiles::kExtent;  // pixels from a tile's last chunk to its first
+  // (streaming: the pixels from a tile's last chunk back to its first)
+  const int rewind = kStreams ? (chunks - 1) * Tiles::kExtent : 0;
   const int64_t next_tile = kChannelTile * p.sfc - rewind * p.sfn;
   int channels_left = loop_count(p.C - c0);
   int pixels_left = loop_count(p.N - n0);

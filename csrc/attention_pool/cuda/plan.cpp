@@ -272,7 +272,8 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   p.sums_floats = one_tile ? 0 : static_cast<size_t>(B * p.pixel_blocks * 2 * K);
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
   // (Gv: the bytes of gv as "features" reads it; the padded copy also costs pad_gv V + Gv;
-  // "features" reads the logits and, once per chunk, s)
+  // "features" reads the logits and s: from memory once, a channel split's other blocks from
+  // L2)
   const int64_t Gv = B * p.gv_rows * p.gv_cols * e;
   const int64_t Wmaps = static_cast<int64_t>(p.w_scratch_elements) * e;  // (several groups)
   // (gw's bytes: "features" writes its map groups' rows of each split, "gather" reads K of them;
@@ -308,9 +309,13 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
                        map_tile_bytes, p.map_groups, p.map_groups};
   }
   // (gather and logits: a thread's pixel, its maps kLogitBatch at a time, after the pixel's
-  // winner (as many round trips); gather's loads of a batch: the logit and every split's gw)
+  // winner (as many round trips); gather's loads of a batch: the logit and every split's gw.
+  // "epilogue", where K <= kLogitBatch, holds the pixel's maps instead (hold_maps: the logits,
+  // s, lse and every split's gw, four splits' loads in flight together) and reads none again.)
+  const bool held = K <= kLogitBatch;
   const int64_t batches = ceil_div(K, kLogitBatch);
   const int64_t splits_in_flight = p.channel_splits < 4 ? p.channel_splits : 4;
+  const int64_t hold_rounds = ceil_div(p.channel_splits, 4);
   p.gather = {B * p.pixel_blocks, 1, kEpilogueThreads,
               2 * kGatherMaps * (kEpilogueThreads / 32) * sizeof(float),
               A + GwRead + B * K * N * 4 + Sums,
@@ -320,11 +325,12 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
               2 * A + B * K * N * 4 + Sums, kEpilogueThreads * kLogitBatch * (4 + e), K,
               1 + 2 * batches};
   if (one_tile) {
-    // (the winner's round trips once, then gather's and logits' passes over the maps; gw's
-    // split totals are read back from what the same thread wrote)
+    // (held: the pixel's maps once, then the importance gradients' loads; else the winner's
+    // round trips once, then gather's and logits' passes over the maps, gw's split totals read
+    // back from what the same thread wrote)
     p.epilogue = {B, 1, kEpilogueThreads, epilogue_shared,
-                  3 * A + GwRead + 2 * B * K * N * 4, p.gather.in_flight_bytes, K,
-                  1 + 3 * batches};
+                  held ? A + GwRead + B * K * N * 4 : 3 * A + GwRead + 2 * B * K * N * 4,
+                  p.gather.in_flight_bytes, K, held ? hold_rounds + 1 : 1 + 3 * batches};
     p.gather = {};
     p.logits = {};
   }

@@ -118,7 +118,8 @@ struct Tiles {
   // [pixel][channel] with kLdc, or a span: the largest), and the channel parts' gw.
   static constexpr int kWElements = kMapRows16 * kLdw;
   static constexpr int kGvElements = kMapRows16 * kLdc;
-  // gv in the scratch the backward's "maps" writes: rows of whole channel tiles, zero-padded.
+  // gv as "features" reads it (grad_pooled, or the copy "pad_gv" writes: rows of whole channel
+  // tiles, zero-padded).
   static constexpr int kFeaturesStageElements = kFeatureElements + kGvElements;
   static constexpr int kLdgf = fusedattn::cuda::padded_ld(kExtent, kElementSize);
   static constexpr int kGfElements =
