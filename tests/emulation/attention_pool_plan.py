@@ -7,8 +7,8 @@ flat span of small maps; rows8: element by element). Fibers are costly to create
 ThreadSanitizer (about 1.4 ms each), so its runs are a subset. FUSEDATTN_EMULATE_SM_COUNT=1
 makes one block stream several pixel chunks (forward; channel tiles too where a tile's chunks
 are fewer than the ring's stages, and for the flat span) and channel tiles (backward), so the
-cp.async ring turns over (SM count 2: the last block's share of the tiles is short); the block orders show any dependence
-on the order blocks run in.
+cp.async ring turns over (SM count 2: the last block's share of the tiles is short); the block
+orders show any dependence on the order blocks run in.
 """
 
 from mutant import Mutant  # tests/emulation/mutant.py (sanitize.py puts it on the path)

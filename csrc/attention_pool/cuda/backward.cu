@@ -3,9 +3,10 @@
 // features, computes its pixel chunk's recalibrated maps w from the logits and the saved
 // importance, then writes gf = alpha gv^T w and its channel split's share of gw = alpha gv f
 // (tensor cores both, a cp.async ring over the split's channel tiles), and, where several map
-// groups leave gf to "grad_features", its w tile for that to read; "gather" sums the splits' gw in a fixed order and each pixel tile's
-// per-map sums; "logits" applies the spec's epilogue (docs/attention_pool.md) and writes
-// grad_logits; where a sample's pixels are one tile, "epilogue" does both in one launch.
+// groups leave gf to "grad_features", its w tile for that to read; "gather" sums the splits' gw
+// in a fixed order and each pixel tile's per-map sums; "logits" applies the spec's epilogue
+// (docs/attention_pool.md) and writes grad_logits; where a sample's pixels are one tile,
+// "epilogue" does both in one launch.
 // Deterministic: no atomics, every sum in a fixed order.
 #include "common.cuh"
 
@@ -335,9 +336,9 @@ struct EpilogueArgs {
 // log-sum-exp, for maps 0, ..., K - 1, loaded once where K <= kLogitBatch (one round trip for
 // up to four splits): "epilogue"'s passes (the winner, the per-map sums, grad_logits) then
 // read them here instead of each loading them again. (gather_kernel and logits_kernel hold
-// nothing: at their grids the registers would cost more waves than the round trips.) `held` is the same for every thread of
-// the launch (zeros past the pixels), so that warps stay on one path through their shuffles;
-// only constant indices reach the arrays.
+// nothing: at their grids the registers would cost more waves than the round trips.) `held` is
+// the same for every thread of the launch (zeros past the pixels), so that warps stay on one
+// path through their shuffles; only constant indices reach the arrays.
 struct HeldMaps {
   bool held = false;
   float x[kLogitBatch], gw[kLogitBatch], s[kLogitBatch], lse[kLogitBatch];

@@ -243,7 +243,8 @@ __global__ void __launch_bounds__(kTileThreads,
     }
   };
   auto store_staged = [&](int64_t ct, T* staging) {
-    static_assert(Tiles::kPoolTileSteps || Tiles::kPoolStageElements >= Tiles::kMapRows * Tiles::kLdc,
+    static_assert(Tiles::kPoolTileSteps ||
+                      Tiles::kPoolStageElements >= Tiles::kMapRows * Tiles::kLdc,
                   "a stage holds v's staging tile");
     if constexpr (!kTileSteps) __syncthreads();  // every warp's last reads of the stage are done
     for_each_result([&](int c, int r, float x) {
@@ -315,7 +316,8 @@ __global__ void __launch_bounds__(kTileThreads,
     }
     if constexpr (kStreams) {
       if (++chunk == chunks) {
-        store_staged(tile, kTileSteps ? staged : smem + (step % kStages) * Tiles::kPoolStageElements);
+        store_staged(tile,
+                     kTileSteps ? staged : smem + (step % kStages) * Tiles::kPoolStageElements);
         chunk = 0;
         ++tile;
       }
@@ -357,7 +359,8 @@ __global__ void __launch_bounds__(kReduceThreads) reduce_kernel(PoolArgs p, int6
 
 template <typename T, int kMapTiles, FeatureLoad kLoad>
 void launch_pool(const PoolArgs& args, const ForwardPlan& plan, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(plan.pool.grid_x), static_cast<unsigned>(plan.pool.grid_y));
+  const dim3 grid(static_cast<unsigned>(plan.pool.grid_x),
+                  static_cast<unsigned>(plan.pool.grid_y));
   if constexpr (kLoad == FeatureLoad::kNchw || kLoad == FeatureLoad::kNhwc) {
     if (plan.stream_tiles) {
       launch(pool_kernel<T, kMapTiles, kLoad, true>, grid, dim3(plan.pool.threads),
