@@ -35,6 +35,19 @@ def test_tile_configurations(fap, monkeypatch, override, programs, layout):
         check_against_reference("triton", f, a)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_stats_loop_over_tiles(fap, monkeypatch, layout):
+    """The forward's "stats" where a sample's logits exceed one register-resident tile: its
+    passes loop over several map tiles (K = 40 > 32) and pixel tiles. The default runs a whole
+    sample as one tile at every shape the suite can afford in the interpreter."""
+    monkeypatch.setattr(fap, "STATS_TILE_ELEMENTS", 256)
+    device = require_backend("triton", torch.bfloat16)
+    for dtype, K in ((torch.float32, 5), (torch.bfloat16, 40)):
+        f, a = make_inputs(2, 18, 7, 9, K, dtype=dtype, layout=layout, device=device)
+        assert not fap.stats_config(K, 63, 64)["whole"]
+        check_against_reference("triton", f, a)
+
+
 @pytest.mark.parametrize("units, pieces, wanted", [(1, 13, 264), (17, 3, 264), (600, 7, 264),
                                                    (5, 1, 264), (1, 100, 7)])
 def test_splits_cover_every_piece_once(fap, units, pieces, wanted):

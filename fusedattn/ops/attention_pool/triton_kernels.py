@@ -4,15 +4,17 @@ follows the CUDA kernels' (csrc/attention_pool/cuda/plan.h):
 
 Forward: "stats", one program per sample, computes the sample's statistics once (importance,
 the per-map log-sum-exp, the diversity loss) and the recalibrated maps w = s sigmoid(a) in the
-input dtype into a scratch padded to whole tiles (zero past K maps and N pixels); "pool", the
+input dtype into a scratch padded to whole tiles (zero past K maps and N pixels), from one
+register-resident tile of the sample's logits where it fits (one round trip); "pool", the
 one pass over the features, v = alpha w f^T on tensor cores (tl.dot) per (sample, channel tile,
 pixel split, map group) program, its pixel loop software-pipelined (tl.range num_stages: cp.async
 on sm_80+); where pixel chunks were split between programs (small batches), "reduce" adds the
 splits' partial sums in a fixed order.
 
-Backward: "maps" writes w again from the saved importance; "features" reads f once and writes
-gf = alpha gv^T w while accumulating its channel split's share of gw = alpha gv f (tl.dot both;
-with several map groups gf comes from "grad_features" instead); "gather" (per pixel tile) sums
+Backward: "features" computes its pixel chunk's w from the logits and the saved importance, then
+reads f once and writes gf = alpha gv^T w while accumulating its channel split's share of gw = alpha gv f (tl.dot both;
+with several map groups gf comes from "grad_features" instead, and "maps" writes w for it in
+parallel tiles); "gather" (per pixel tile) sums
 the splits' gw in a fixed order and each tile's per-map sums; "logits" applies the spec's
 epilogue per pixel tile. Deterministic: no atomics, fixed reduction orders.
 
@@ -68,17 +70,54 @@ def _load_logits(a_ptr, s_ak, s_an, k, n, K, N):
 
 
 @triton.jit
-def _maps_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
-                 K, N, KW, NW, s_ab, s_ak, s_an,
-                 STATS: tl.constexpr, HAS_DIV: tl.constexpr, KS: tl.constexpr,
-                 BS: tl.constexpr):
-    """One program per sample. STATS: the importance s (softmax over the maps' global averages
-    of the sigmoid maps) and the per-map log-sum-exp, into s_ptr and lse_ptr, and with HAS_DIV
-    the diversity 1 - sum_n max_k s[k] p[k, n]. Else s is read from s_ptr (the backward). Then
-    w[k, n] = s[k] sigmoid(a[k, n]) into the (KW, NW) scratch, zero past K and N."""
+def _sample_statistics(a, mask, k, K, N):
+    """The statistics of one sample from its logits tile a (masked, -inf outside the maps):
+    the importance s (softmax over the maps' global averages of the sigmoid maps), the per-map
+    log-sum-exp and the sigmoid maps. Rows k >= K give s = 0."""
+    sig = _sigmoid(a)
+    gap = tl.sum(tl.where(mask, sig, 0.0), axis=1) / N
+    m = tl.max(a, axis=1)
+    m_ref = tl.where(m == float("-inf"), 0.0, m)  # rows of padding
+    lse = m + tl.log(tl.where(k < K, tl.sum(tl.exp(a - m_ref[:, None]), axis=1), 1.0))
+    g = tl.where(k < K, gap, float("-inf"))
+    e = tl.exp(g - tl.max(g, axis=0))
+    return e / tl.sum(e, axis=0), lse, sig
+
+
+@triton.jit
+def _stats_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
+                  K, N, KW, NW, s_ab, s_ak, s_an,
+                  WHOLE: tl.constexpr, HAS_DIV: tl.constexpr, KS: tl.constexpr,
+                  BS: tl.constexpr):
+    """One program per sample: the importance s and the per-map log-sum-exp into s_ptr and
+    lse_ptr, with HAS_DIV the diversity 1 - sum_n max_k s[k] p[k, n], and the recalibrated maps
+    w[k, n] = s[k] sigmoid(a[k, n]) into the (KW, NW) scratch, zero past K and N.
+    WHOLE: the sample's logits are one [KS, BS] tile (KS >= K, BS >= NW), loaded once and kept
+    in registers for every pass (one round trip to memory); else the passes loop over tiles."""
     b = tl.program_id(0).to(tl.int64)
     a_b = a_ptr + b * s_ab
-    if STATS:
+    w_b = w_ptr + b * KW * NW
+    if WHOLE:
+        k = tl.arange(0, KS)
+        n = tl.arange(0, BS)
+        a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
+        s, lse, sig = _sample_statistics(a, mask, k, K, N)
+        tl.store(s_ptr + b * K + k, s, mask=k < K)
+        tl.store(lse_ptr + b * K + k, lse, mask=k < K)
+        if HAS_DIV:
+            lse_rows = tl.where(k < K, lse, 0.0)  # (-inf in rows of padding)
+            best = tl.max(tl.where(mask, s[:, None] * tl.exp(a - lse_rows[:, None]), 0.0),
+                          axis=0)
+            tl.store(div_ptr + b, 1.0 - tl.sum(best, axis=0))
+        w = tl.where(mask, s[:, None] * sig, 0.0)
+        tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_ptr.dtype.element_ty),
+                 mask=(k[:, None] < KW) & (n[None, :] < NW))
+        for k0 in range(KS, KW, KS):  # map rows of padding past the tile (K <= KS < KW)
+            k = k0 + tl.arange(0, KS)
+            tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :],
+                     tl.zeros([KS, BS], w_ptr.dtype.element_ty),
+                     mask=(k[:, None] < KW) & (n[None, :] < NW))
+    else:
         # Per map: the global average of the sigmoid and the log-sum-exp, KS maps at a time.
         for k0 in range(0, K, KS):
             k = k0 + tl.arange(0, KS)
@@ -127,16 +166,38 @@ def _maps_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
                     best = tl.maximum(best, tl.max(cand, axis=0))
                 D += tl.sum(best, axis=0)
             tl.store(div_ptr + b, 1.0 - D)
-    w_b = w_ptr + b * KW * NW
-    for k0 in range(0, KW, KS):
-        k = k0 + tl.arange(0, KS)
-        s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
-        for n0 in range(0, NW, BS):
-            n = n0 + tl.arange(0, BS)
-            a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-            w = tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
-            tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_ptr.dtype.element_ty),
-                     mask=(k[:, None] < KW) & (n[None, :] < NW))
+        for k0 in range(0, KW, KS):
+            for n0 in range(0, NW, BS):
+                _store_maps(a_b, s_ptr, w_b, b, k0 + tl.arange(0, KS), n0 + tl.arange(0, BS),
+                            K, N, KW, NW, s_ak, s_an)
+
+
+@triton.jit
+def _recalibrated_maps(a_b, s_ptr, b, k, n, K, N, s_ak, s_an):
+    """w[k, n] = s[k] sigmoid(a[k, n]) in float32, zero outside the maps and pixels (the
+    forward's expression: the same bits wherever it is computed)."""
+    a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
+    s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
+    return tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
+
+
+@triton.jit
+def _store_maps(a_b, s_ptr, w_b, b, k, n, K, N, KW, NW, s_ak, s_an):
+    w = _recalibrated_maps(a_b, s_ptr, b, k, n, K, N, s_ak, s_an)
+    tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_b.dtype.element_ty),
+             mask=(k[:, None] < KW) & (n[None, :] < NW))
+
+
+@triton.jit
+def _maps_kernel(a_ptr, s_ptr, w_ptr, K, N, KW, NW, s_ab, s_ak, s_an, n_tiles,
+                 KS: tl.constexpr, BS: tl.constexpr):
+    """Grid (B x pixel tiles, map tiles): one [KS, BS] tile of w = s sigmoid(a) from the saved
+    importance into the (KW, NW) scratch (the backward with several map groups)."""
+    pid = tl.program_id(0)
+    b = (pid // n_tiles).to(tl.int64)
+    n = pid % n_tiles * BS + tl.arange(0, BS)
+    k = tl.program_id(1) * KS + tl.arange(0, KS)
+    _store_maps(a_ptr + b * s_ab, s_ptr, w_ptr + b * KW * NW, b, k, n, K, N, KW, NW, s_ak, s_an)
 
 
 @triton.jit
@@ -193,15 +254,17 @@ def _reduce_kernel(part_ptr, v_ptr, C, K, KW, alpha, n_ctiles, n_splits,
 
 
 @triton.jit
-def _features_kernel(f_ptr, w_ptr, gv_ptr, gf_ptr, gw_ptr,
+def _features_kernel(f_ptr, a_ptr, s_ptr, gv_ptr, gf_ptr, gw_ptr,
                      C, K, N, KW, NW, alpha,
-                     s_fb, s_fc, s_fn, s_gfb, s_gfc, s_gfn,
+                     s_fb, s_fc, s_fn, s_gfb, s_gfc, s_gfn, s_ab, s_ak, s_an,
                      n_chunks, n_splits, tiles_per_split, n_ctiles,
                      WRITE_GF: tl.constexpr, KG: tl.constexpr, BC: tl.constexpr,
                      BN: tl.constexpr, STAGES: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Grid (B x pixel chunks x channel splits, map groups): the one pass over the features for
     one pixel chunk and the split's channel tiles: gf = alpha gv^T w (WRITE_GF: one map group)
-    and the split's share of gw = alpha gv f, into gw_ptr[b, split] (summed by "gather")."""
+    and the split's share of gw = alpha gv f, into gw_ptr[b, split] (summed by "gather").
+    w: the chunk's [KG, BN] tile computed once from the logits and the saved importance (no w
+    scratch, no launch to write one)."""
     pid = tl.program_id(0)
     split = pid % n_splits
     chunk = pid // n_splits % n_chunks
@@ -210,7 +273,8 @@ def _features_kernel(f_ptr, w_ptr, gv_ptr, gf_ptr, gw_ptr,
     n = chunk * BN + tl.arange(0, BN)
     f_b = f_ptr + b * s_fb
     gf_b = gf_ptr + b * s_gfb
-    w = tl.load(w_ptr + (b * KW + k[:, None]) * NW + n[None, :])  # padded: no mask
+    w = _recalibrated_maps(a_ptr + b * s_ab, s_ptr, b, k, n, K, N, s_ak, s_an)
+    w = w.to(f_ptr.dtype.element_ty)
     gw = tl.zeros([KG, BN], tl.float32)
     t_begin = split * tiles_per_split
     t_end = tl.minimum(t_begin + tiles_per_split, n_ctiles)
@@ -373,7 +437,8 @@ def tiles(C: int, K: int, N: int, dtype: torch.dtype) -> dict:
     """Tile sizes by a fixed rule (no autotuning: no recompilation per batch size, nothing to
     tune under torch.compile). KG: maps per group (tl.dot's k or m, >= 16, at most 64); BC x BN:
     the feature tile (32 x 32 for float32, whose exact dot runs on FMA units); KS x BS: the
-    logits tiles of the per-sample passes; BP: pixels per epilogue program."""
+    logits tiles of the backward's "maps" (KS also the epilogue's maps per step; the forward's
+    "stats" sizes its own: stats_config); BP: pixels per epilogue program."""
     KG = min(MAX_GROUP_MAPS, max(16, triton.next_power_of_2(K)))
     wide = dtype != torch.float32
     BN = 64 if wide else 32
@@ -419,9 +484,42 @@ def launch_config(B: int, C: int, K: int, N: int, dtype: torch.dtype, device,
     return config
 
 
+# The most logits elements a program of the forward's "stats" loads at once: 32 per thread at
+# 16 warps (more would spill).
+STATS_TILE_ELEMENTS = 16 * 32 * 32
+STATS_WARPS = 16
+
+
+def stats_config(K: int, N: int, NW: int) -> dict:
+    """The forward's per-sample "stats" launch: the whole sample as one register-resident
+    [KS, BS] tile (KS >= K, BS >= NW) where it fits in STATS_TILE_ELEMENTS, with the warps that
+    hold 32 elements per thread: one round trip to memory; else tiles of STATS_TILE_ELEMENTS
+    looped over in three passes (statistics, diversity, w), each tile a round trip."""
+    KS, BS = triton.next_power_of_2(K), triton.next_power_of_2(NW)
+    if KS * BS <= STATS_TILE_ELEMENTS:
+        return dict(whole=True, KS=KS, BS=BS, rounds=1,
+                    num_warps=min(STATS_WARPS, max(NUM_WARPS, KS * BS // (32 * 32))))
+    KS = min(KS, 32)
+    BS = STATS_TILE_ELEMENTS // KS
+    return dict(whole=False, KS=KS, BS=BS, num_warps=STATS_WARPS,
+                rounds=triton.cdiv(K, KS) * triton.cdiv(N, BS) * 3)
+
+
 def _programs_wanted(device) -> int:
     """Programs a call should have to fill the GPU: two per SM."""
     return 2 * _triton.sm_count(device.index or 0) if device.type == "cuda" else 4
+
+
+# Feature bytes each SM should keep in flight to cover memory latency (the issue's target).
+IN_FLIGHT_PER_SM = 32 * 1024
+
+
+def _programs_in_flight(programs: int, in_flight_bytes: int) -> int:
+    """How many streaming programs a call wants: one per SM (programs // 2), or more where each
+    keeps too few bytes in flight for IN_FLIGHT_PER_SM. (Splitting further only adds partial
+    sums to write and reduce.)"""
+    sms = programs // 2
+    return max(sms, triton.cdiv(sms * IN_FLIGHT_PER_SM, max(in_flight_bytes, 1)))
 
 
 def _split(units: int, pieces: int, wanted: int) -> Tuple[int, int]:
@@ -451,29 +549,31 @@ def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
     KW, n_chunks = groups * KG, triton.cdiv(N, BN)
     NW, n_ctiles = n_chunks * BN, triton.cdiv(C, BC)
     e = features.element_size()
-    splits, per_split = _split(B * n_ctiles * groups, n_chunks, programs)
+    pool_in_flight = (stages - 1) * (KG + BC) * BN * e
+    splits, per_split = _split(B * n_ctiles * groups, n_chunks,
+                               _programs_in_flight(programs, pool_in_flight))
     w = features.new_empty((B, KW, NW))
     part = features.new_empty((B * n_ctiles * splits * KW * BC if splits > 1 else 0,),
                               dtype=torch.float32)
     alpha = 1.0 / N if pool == "mean" else 1.0
     F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * KW * NW * e
     # The per-sample kernels' loop iterations, each waiting for its loads (three passes).
-    stats_steps = triton.cdiv(K, t["KS"]) * triton.cdiv(N, t["BS"]) * 3
+    stats = stats_config(K, N, NW)
     launches = [
-        _triton.Launch("stats", _maps_kernel, (B,), (
+        _triton.Launch("stats", _stats_kernel, (B,), (
             logits, importance, logsumexp, diversity if compute_diversity else importance, w,
             K, N, KW, NW, *logits.stride()),
-            dict(STATS=True, HAS_DIV=compute_diversity, KS=t["KS"], BS=t["BS"],
-                 num_warps=NUM_WARPS),
-            bytes=A + W + B * (2 * K + 1) * 4, in_flight_bytes=t["KS"] * t["BS"] * e,
-            steps=stats_steps, rounds=stats_steps),
+            dict(WHOLE=stats["whole"], HAS_DIV=compute_diversity, KS=stats["KS"],
+                 BS=stats["BS"], num_warps=stats["num_warps"]),
+            bytes=A + W + B * (2 * K + 1) * 4, in_flight_bytes=stats["KS"] * stats["BS"] * e,
+            steps=stats["rounds"], rounds=stats["rounds"]),
         _triton.Launch("pool", _pool_kernel, (B * n_ctiles * splits if C else 0, groups), (
             features, w, pooled, part, C, K, N, KW, NW, alpha, *features.stride(),
             n_ctiles, splits, per_split),
             dict(SPLIT=splits > 1, KG=KG, BC=BC, BN=BN, STAGES=stages,
                  DOT_PRECISION=_dot_precision(features.dtype), num_warps=warps),
             bytes=F + W + (part.numel() * 4 if splits > 1 else V),
-            in_flight_bytes=(stages - 1) * (KG + BC) * BN * e, steps=per_split,
+            in_flight_bytes=pool_in_flight, steps=per_split,
             streams_features=True, variant=f"maps{KG}"),
     ]
     if splits > 1 and C:
@@ -501,8 +601,9 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
     NW, n_ctiles = n_chunks * BN, triton.cdiv(C, BC)
     n_ptiles = triton.cdiv(N, BP)
     e = features.element_size()
-    splits, per_split = _split(B * n_chunks * groups, n_ctiles, programs)
-    w = features.new_empty((B, KW, NW))
+    features_in_flight = (stages - 1) * (KG + BN) * BC * e
+    splits, per_split = _split(B * n_chunks * groups, n_ctiles,
+                               _programs_in_flight(programs, features_in_flight))
     gw = features.new_empty((B, splits, KW, NW), dtype=torch.float32)
     sums = features.new_empty((B, n_ptiles, 2, KW), dtype=torch.float32)
     alpha = 1.0 / N if pool == "mean" else 1.0
@@ -511,25 +612,27 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
     F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * KW * NW * e
     GW, S = gw.numel() * 4, sums.numel() * 4
     # The small kernels' loop iterations, each waiting for its loads.
-    maps_steps = triton.cdiv(KW, KS) * triton.cdiv(NW, t["BS"])
     gather_steps, logits_steps = triton.cdiv(K, KS) * (splits + 2), triton.cdiv(K, KS) * 3
     launches = [
-        _triton.Launch("maps", _maps_kernel, (B,), (
-            logits, importance, logsumexp, importance, w, K, N, KW, NW, *logits.stride()),
-            dict(STATS=False, HAS_DIV=False, KS=KS, BS=t["BS"], num_warps=NUM_WARPS),
-            bytes=A + W, in_flight_bytes=KS * t["BS"] * e,
-            steps=maps_steps, rounds=maps_steps),
         # (with no channels it still runs: its gw is zero)
         _triton.Launch("features", _features_kernel, (B * n_chunks * splits, groups), (
-            features, w, grad_pooled, grad_features, gw, C, K, N, KW, NW, alpha,
-            *features.stride(), *grad_features.stride(), n_chunks, splits, per_split, n_ctiles),
+            features, logits, importance, grad_pooled, grad_features, gw, C, K, N, KW, NW,
+            alpha, *features.stride(), *grad_features.stride(), *logits.stride(), n_chunks,
+            splits, per_split, n_ctiles),
             dict(WRITE_GF=groups == 1, KG=KG, BC=BC, BN=BN, STAGES=stages,
                  DOT_PRECISION=precision, num_warps=warps),
-            bytes=F + W + V + GW + (F if groups == 1 else 0),
-            in_flight_bytes=(stages - 1) * (KG + BN) * BC * e, steps=per_split,
+            bytes=F + A * splits + V + GW + (F if groups == 1 else 0),
+            in_flight_bytes=features_in_flight, steps=per_split,
             streams_features=True, variant=f"maps{KG}"),
     ]
     if groups > 1 and C:
+        # grad_features sums over the map groups: w from a scratch, written in parallel tiles
+        w = features.new_empty((B, KW, NW))
+        n_tiles = triton.cdiv(NW, t["BS"])
+        launches.append(_triton.Launch("maps", _maps_kernel, (B * n_tiles, triton.cdiv(KW, KS)), (
+            logits, importance, w, K, N, KW, NW, *logits.stride(), n_tiles),
+            dict(KS=KS, BS=t["BS"], num_warps=NUM_WARPS),
+            bytes=A + W, in_flight_bytes=KS * t["BS"] * e, steps=1, rounds=1))
         launches.append(_triton.Launch("grad_features", _grad_features_kernel,
                                        (B * n_chunks * n_ctiles,), (
             w, grad_pooled, grad_features, C, K, N, KW, NW, alpha, *grad_features.stride(),
