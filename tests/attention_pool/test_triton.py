@@ -26,8 +26,10 @@ def fap():
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_tile_configurations(fap, monkeypatch, override, programs, layout):
     """Other tiles and split counts than the defaults: every tiled loop runs several times,
-    map groups (K = 40 > KG), pixel splits summed by "reduce", channel splits by "gather"."""
+    map groups (K = 40 > KG), pixel splits summed by "reduce", channel splits by "gather" (the
+    per-pixel-tile epilogue: "gather" and "logits", not the one-launch "epilogue")."""
     monkeypatch.setattr(fap, "tiles", lambda *args: dict(override))
+    monkeypatch.setattr(fap, "EPILOGUE_TILE_ELEMENTS", 0)
     monkeypatch.setattr(fap, "_programs_wanted", lambda device: programs)
     device = require_backend("triton", torch.bfloat16)
     for dtype, K in ((torch.float32, 5), (torch.bfloat16, 40)):
@@ -36,15 +38,17 @@ def test_tile_configurations(fap, monkeypatch, override, programs, layout):
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_stats_loop_over_tiles(fap, monkeypatch, layout):
-    """The forward's "stats" where a sample's logits exceed one register-resident tile: its
-    passes loop over several map tiles (K = 40 > 32) and pixel tiles. The default runs a whole
-    sample as one tile at every shape the suite can afford in the interpreter."""
+def test_per_sample_kernels_over_tiles(fap, monkeypatch, layout):
+    """Where a sample's logits exceed one register-resident tile: the forward's "stats" loops
+    its passes over several map tiles (K = 40 > 32) and pixel tiles, and the backward's
+    epilogue runs per pixel tile ("gather", "logits"). By default the suite's shapes, small
+    for the interpreter, run a whole sample as one tile."""
     monkeypatch.setattr(fap, "STATS_TILE_ELEMENTS", 256)
+    monkeypatch.setattr(fap, "EPILOGUE_TILE_ELEMENTS", 0)
     device = require_backend("triton", torch.bfloat16)
     for dtype, K in ((torch.float32, 5), (torch.bfloat16, 40)):
         f, a = make_inputs(2, 18, 7, 9, K, dtype=dtype, layout=layout, device=device)
-        assert not fap.stats_config(K, 63, 64)["whole"]
+        assert not fap.stats_config(K, 63, 64)["whole"] and fap.epilogue_config(K, 63) is None
         check_against_reference("triton", f, a)
 
 

@@ -12,11 +12,13 @@ on sm_80+); where pixel chunks were split between programs (small batches), "red
 splits' partial sums in a fixed order.
 
 Backward: "features" computes its pixel chunk's w from the logits and the saved importance, then
-reads f once and writes gf = alpha gv^T w while accumulating its channel split's share of gw = alpha gv f (tl.dot both;
-with several map groups gf comes from "grad_features" instead, and "maps" writes w for it in
-parallel tiles); "gather" (per pixel tile) sums
-the splits' gw in a fixed order and each tile's per-map sums; "logits" applies the spec's
-epilogue per pixel tile. Deterministic: no atomics, fixed reduction orders.
+reads f once and writes gf = alpha gv^T w while accumulating its channel split's share of
+gw = alpha gv f (tl.dot both; with several map groups gf comes from "grad_features" instead,
+and "maps" writes w for it in parallel tiles); "epilogue", one program per sample where its
+logits fit one register-resident tile, sums the splits' gw in a fixed order and applies the
+spec's logits epilogue; for bigger samples "gather" (per pixel tile) sums the splits' gw and
+each tile's per-map sums and "logits" applies the epilogue per pixel tile. Deterministic: no
+atomics, fixed reduction orders.
 
 Any number of maps: maps are tiled in groups of at most 64. Layouts: features are addressed
 through their strides; Triton specializes unit strides and strides divisible by 16, so NCHW
@@ -430,6 +432,45 @@ def _logits_kernel(a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, sums_ptr, ga_p
                  ga.to(ga_ptr.dtype.element_ty), mask=mask)
 
 
+@triton.jit
+def _epilogue_kernel(a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, ga_ptr,
+                     K, N, KW, NW, n_splits, s_ab, s_ak, s_an, s_gab, s_gak, s_gan,
+                     HAS_GD: tl.constexpr, KS: tl.constexpr, BS: tl.constexpr):
+    """One program per sample whose logits are one [KS, BS] tile (KS >= K, BS >= N): "gather"
+    and "logits" in one launch, every pass over registers. gw is summed over the channel
+    splits in split order; the per-map sums over the sample's pixels are whole-tile sums."""
+    b = tl.program_id(0).to(tl.int64)
+    k = tl.arange(0, KS)
+    n = tl.arange(0, BS)
+    a, mask = _load_logits(a_ptr + b * s_ab, s_ak, s_an, k, n, K, N)
+    rows = k[:, None].to(tl.int64) * NW + n[None, :]
+    gw = tl.zeros([KS, BS], tl.float32)
+    for i in range(0, n_splits):
+        gw += tl.load(gw_ptr + (b * n_splits + i) * KW * NW + rows, mask=mask, other=0.0)
+    s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
+    lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
+    sig = _sigmoid(a)
+    gs_tot = tl.load(gs_ptr + b * K + k, mask=k < K, other=0.0) + \
+        tl.sum(tl.where(mask, gw * sig, 0.0), axis=1)
+    if HAS_GD:
+        gd = tl.load(gd_ptr + b)
+        p = tl.where(mask, tl.exp(a - lse[:, None]), 0.0)
+        # the forward's candidates s p, bit for bit; the lowest map wins a tie (torch.max's rule)
+        cand = tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), -1.0)
+        best = tl.max(cand, axis=0)
+        winner = tl.min(tl.where(cand == best[None, :], k[:, None], 2147483647), axis=0)
+        wins = k[:, None] == winner[None, :]
+        won = tl.sum(tl.where(wins, p, 0.0), axis=1)
+        gs_tot -= gd * won
+    gg = s * (gs_tot - tl.sum(s * gs_tot, axis=0))
+    ga = (s[:, None] * gw + gg[:, None] / N) * sig * (1.0 - sig)
+    if HAS_GD:
+        ga += p * (tl.where(wins, -gd * s[:, None], 0.0) - (-gd * s * won)[:, None])
+    ga_b = ga_ptr + b * s_gab
+    tl.store(ga_b + k[:, None].to(tl.int64) * s_gak + n[None, :].to(tl.int64) * s_gan,
+             ga.to(ga_ptr.dtype.element_ty), mask=mask)
+
+
 # ------------------------------------------------------------------------------ launch plans
 
 
@@ -503,6 +544,21 @@ def stats_config(K: int, N: int, NW: int) -> dict:
     BS = STATS_TILE_ELEMENTS // KS
     return dict(whole=False, KS=KS, BS=BS, num_warps=STATS_WARPS,
                 rounds=triton.cdiv(K, KS) * triton.cdiv(N, BS) * 3)
+
+
+# The most logits elements the backward's one-launch "epilogue" holds for a whole sample: 8 per
+# thread at 16 warps (it keeps several tiles live: logits, gw, sigmoid, probabilities).
+EPILOGUE_TILE_ELEMENTS = 16 * 32 * 8
+
+
+def epilogue_config(K: int, N: int) -> Optional[dict]:
+    """The backward's one-launch "epilogue" where a sample's logits fit one [KS, BS] tile of at
+    most EPILOGUE_TILE_ELEMENTS (8 per thread), else None: "gather" and "logits" per pixel
+    tile."""
+    KS, BS = triton.next_power_of_2(K), triton.next_power_of_2(N)
+    if KS * BS > EPILOGUE_TILE_ELEMENTS:
+        return None
+    return dict(KS=KS, BS=BS, num_warps=min(16, max(NUM_WARPS, KS * BS // (32 * 8))))
 
 
 def _programs_wanted(device) -> int:
@@ -605,12 +661,11 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
     splits, per_split = _split(B * n_chunks * groups, n_ctiles,
                                _programs_in_flight(programs, features_in_flight))
     gw = features.new_empty((B, splits, KW, NW), dtype=torch.float32)
-    sums = features.new_empty((B, n_ptiles, 2, KW), dtype=torch.float32)
     alpha = 1.0 / N if pool == "mean" else 1.0
     has_gd = grad_diversity is not None
     precision = _dot_precision(features.dtype)
     F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * KW * NW * e
-    GW, S = gw.numel() * 4, sums.numel() * 4
+    GW = gw.numel() * 4
     # The small kernels' loop iterations, each waiting for its loads.
     gather_steps, logits_steps = triton.cdiv(K, KS) * (splits + 2), triton.cdiv(K, KS) * 3
     launches = [
@@ -641,6 +696,19 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
             bytes=W + V + F, in_flight_bytes=(KG * BN + KG * BC) * e, steps=groups,
             streams_features=True, variant=f"maps{KG}"))
     gd = grad_diversity.contiguous() if has_gd else importance
+    epilogue = epilogue_config(K, N)
+    if epilogue is not None:
+        launches.append(_triton.Launch("epilogue", _epilogue_kernel, (B,), (
+            logits, importance, logsumexp, grad_importance.contiguous(), gd, gw, grad_logits,
+            K, N, KW, NW, splits, *logits.stride(), *grad_logits.stride()),
+            dict(HAS_GD=has_gd, KS=epilogue["KS"], BS=epilogue["BS"],
+                 num_warps=epilogue["num_warps"]),
+            bytes=2 * A + B * splits * K * N * 4,
+            in_flight_bytes=epilogue["KS"] * epilogue["BS"] * 4,
+            steps=splits + 1, rounds=splits + 1))  # the splits' gw, then logits and sums
+        return launches
+    sums = features.new_empty((B, n_ptiles, 2, KW), dtype=torch.float32)
+    S = sums.numel() * 4
     launches += [
         _triton.Launch("gather", _gather_kernel, (B * n_ptiles,), (
             logits, importance, logsumexp, gw, sums, K, N, KW, NW, splits, n_ptiles,
