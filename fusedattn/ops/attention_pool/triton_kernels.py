@@ -88,17 +88,18 @@ def _sample_statistics(a, mask, k, K, N):
 
 @triton.jit
 def _stats_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
-                  K, N, KW, NW, s_ab, s_ak, s_an,
+                  K, N, NW, s_ab, s_ak, s_an,
                   WHOLE: tl.constexpr, HAS_DIV: tl.constexpr, KS: tl.constexpr,
                   BS: tl.constexpr):
     """One program per sample: the importance s and the per-map log-sum-exp into s_ptr and
     lse_ptr, with HAS_DIV the diversity 1 - sum_n max_k s[k] p[k, n], and the recalibrated maps
-    w[k, n] = s[k] sigmoid(a[k, n]) into the (KW, NW) scratch, zero past K and N.
+    w[k, n] = s[k] sigmoid(a[k, n]) into the (K, NW) scratch, zero past N pixels.
     WHOLE: the sample's logits are one [KS, BS] tile (KS >= K, BS >= NW), loaded once and kept
-    in registers for every pass (one round trip to memory); else the passes loop over tiles."""
+    in registers for every pass (one round trip to memory); else two passes loop over tiles:
+    the statistics, then the diversity and w."""
     b = tl.program_id(0).to(tl.int64)
     a_b = a_ptr + b * s_ab
-    w_b = w_ptr + b * KW * NW
+    w_b = w_ptr + b * K * NW
     if WHOLE:
         k = tl.arange(0, KS)
         n = tl.arange(0, BS)
@@ -113,12 +114,7 @@ def _stats_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
             tl.store(div_ptr + b, 1.0 - tl.sum(best, axis=0))
         w = tl.where(mask, s[:, None] * sig, 0.0)
         tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_ptr.dtype.element_ty),
-                 mask=(k[:, None] < KW) & (n[None, :] < NW))
-        for k0 in range(KS, KW, KS):  # map rows of padding past the tile (K <= KS < KW)
-            k = k0 + tl.arange(0, KS)
-            tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :],
-                     tl.zeros([KS, BS], w_ptr.dtype.element_ty),
-                     mask=(k[:, None] < KW) & (n[None, :] < NW))
+                 mask=(k[:, None] < K) & (n[None, :] < NW))
     else:
         # Per map: the global average of the sigmoid and the log-sum-exp, KS maps at a time.
         for k0 in range(0, K, KS):
@@ -154,24 +150,25 @@ def _stats_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
             g = tl.load(s_ptr + b * K + k, mask=k < K, other=float("-inf"))
             tl.store(s_ptr + b * K + k, tl.exp(g - g_max) / g_sum, mask=k < K)
         tl.debug_barrier()
-        if HAS_DIV:
-            D = tl.zeros((), tl.float32)
-            for n0 in range(0, N, BS):
-                n = n0 + tl.arange(0, BS)
-                best = tl.zeros([BS], tl.float32)
-                for k0 in range(0, K, KS):
-                    k = k0 + tl.arange(0, KS)
-                    a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-                    s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
+        # The diversity and w, one pass over the tiles.
+        D = tl.zeros((), tl.float32)
+        for n0 in range(0, NW, BS):
+            n = n0 + tl.arange(0, BS)
+            best = tl.zeros([BS], tl.float32)
+            for k0 in range(0, K, KS):
+                k = k0 + tl.arange(0, KS)
+                a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
+                s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
+                if HAS_DIV:
                     lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
                     cand = tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), 0.0)
                     best = tl.maximum(best, tl.max(cand, axis=0))
-                D += tl.sum(best, axis=0)
+                w = tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
+                tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :],
+                         w.to(w_ptr.dtype.element_ty), mask=(k[:, None] < K) & (n[None, :] < NW))
+            D += tl.sum(best, axis=0)
+        if HAS_DIV:
             tl.store(div_ptr + b, 1.0 - D)
-        for k0 in range(0, KW, KS):
-            for n0 in range(0, NW, BS):
-                _store_maps(a_b, s_ptr, w_b, b, k0 + tl.arange(0, KS), n0 + tl.arange(0, BS),
-                            K, N, KW, NW, s_ak, s_an)
 
 
 @triton.jit
@@ -184,13 +181,6 @@ def _recalibrated_maps(a_b, s_ptr, b, k, n, K, N, s_ak, s_an):
 
 
 @triton.jit
-def _store_maps(a_b, s_ptr, w_b, b, k, n, K, N, KW, NW, s_ak, s_an):
-    w = _recalibrated_maps(a_b, s_ptr, b, k, n, K, N, s_ak, s_an)
-    tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_b.dtype.element_ty),
-             mask=(k[:, None] < KW) & (n[None, :] < NW))
-
-
-@triton.jit
 def _maps_kernel(a_ptr, s_ptr, w_ptr, K, N, KW, NW, s_ab, s_ak, s_an, n_tiles,
                  KS: tl.constexpr, BS: tl.constexpr):
     """Grid (B x pixel tiles, map tiles): one [KS, BS] tile of w = s sigmoid(a) from the saved
@@ -199,7 +189,9 @@ def _maps_kernel(a_ptr, s_ptr, w_ptr, K, N, KW, NW, s_ab, s_ak, s_an, n_tiles,
     b = (pid // n_tiles).to(tl.int64)
     n = pid % n_tiles * BS + tl.arange(0, BS)
     k = tl.program_id(1) * KS + tl.arange(0, KS)
-    _store_maps(a_ptr + b * s_ab, s_ptr, w_ptr + b * KW * NW, b, k, n, K, N, KW, NW, s_ak, s_an)
+    w = _recalibrated_maps(a_ptr + b * s_ab, s_ptr, b, k, n, K, N, s_ak, s_an)
+    tl.store(w_ptr + (b * KW + k[:, None]) * NW + n[None, :], w.to(w_ptr.dtype.element_ty),
+             mask=(k[:, None] < KW) & (n[None, :] < NW))
 
 
 @triton.jit
@@ -217,13 +209,14 @@ def _pool_kernel(f_ptr, w_ptr, v_ptr, part_ptr,
     k = tl.program_id(1) * KG + tl.arange(0, KG)
     c = ct * BC + tl.arange(0, BC)
     f_b = f_ptr + b * s_fb
-    w_b = w_ptr + b * KW * NW
+    w_b = w_ptr + b * K * NW
     n_begin = split * chunks_per_split * BN
     n_end = tl.minimum(n_begin + chunks_per_split * BN, N)
     acc = tl.zeros([KG, BC], tl.float32)
     for n0 in tl.range(n_begin, n_end, BN, num_stages=STAGES):
         n = n0 + tl.arange(0, BN)
-        w = tl.load(w_b + k[:, None].to(tl.int64) * NW + n[None, :])  # padded: no mask
+        w = tl.load(w_b + k[:, None].to(tl.int64) * NW + n[None, :], mask=k[:, None] < K,
+                    other=0.0)  # (pixels padded to NW: no pixel mask)
         f = tl.load(f_b + c[:, None].to(tl.int64) * s_fc + n[None, :].to(tl.int64) * s_fn,
                     mask=(c[:, None] < C) & (n[None, :] < N), other=0.0)
         acc = _dot(w, tl.trans(f), acc, DOT_PRECISION, INTERPRETED)
@@ -535,7 +528,8 @@ def stats_config(K: int, N: int, NW: int) -> dict:
     """The forward's per-sample "stats" launch: the whole sample as one register-resident
     [KS, BS] tile (KS >= K, BS >= NW) where it fits in STATS_TILE_ELEMENTS, with the warps that
     hold 32 elements per thread: one round trip to memory; else tiles of STATS_TILE_ELEMENTS
-    looped over in three passes (statistics, diversity, w), each tile a round trip."""
+    looped over in two passes (the statistics; the diversity and w), each tile a round trip,
+    and three round trips through memory for the softmax between them."""
     KS, BS = triton.next_power_of_2(K), triton.next_power_of_2(NW)
     if KS * BS <= STATS_TILE_ELEMENTS:
         return dict(whole=True, KS=KS, BS=BS, rounds=1,
@@ -543,7 +537,7 @@ def stats_config(K: int, N: int, NW: int) -> dict:
     KS = min(KS, 32)
     BS = STATS_TILE_ELEMENTS // KS
     return dict(whole=False, KS=KS, BS=BS, num_warps=STATS_WARPS,
-                rounds=triton.cdiv(K, KS) * triton.cdiv(N, BS) * 3)
+                rounds=triton.cdiv(K, KS) * (triton.cdiv(N, BS) + triton.cdiv(NW, BS)) + 3)
 
 
 # The most logits elements the backward's one-launch "epilogue" holds for a whole sample: 8 per
@@ -608,17 +602,17 @@ def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
     pool_in_flight = (stages - 1) * (KG + BC) * BN * e
     splits, per_split = _split(B * n_ctiles * groups, n_chunks,
                                _programs_in_flight(programs, pool_in_flight))
-    w = features.new_empty((B, KW, NW))
+    w = features.new_empty((B, K, NW))
     part = features.new_empty((B * n_ctiles * splits * KW * BC if splits > 1 else 0,),
                               dtype=torch.float32)
     alpha = 1.0 / N if pool == "mean" else 1.0
-    F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * KW * NW * e
+    F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * K * NW * e
     # The per-sample kernels' loop iterations, each waiting for its loads (three passes).
     stats = stats_config(K, N, NW)
     launches = [
         _triton.Launch("stats", _stats_kernel, (B,), (
             logits, importance, logsumexp, diversity if compute_diversity else importance, w,
-            K, N, KW, NW, *logits.stride()),
+            K, N, NW, *logits.stride()),
             dict(WHOLE=stats["whole"], HAS_DIV=compute_diversity, KS=stats["KS"],
                  BS=stats["BS"], num_warps=stats["num_warps"]),
             bytes=A + W + B * (2 * K + 1) * 4, in_flight_bytes=stats["KS"] * stats["BS"] * e,
