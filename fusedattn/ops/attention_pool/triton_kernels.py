@@ -230,6 +230,34 @@ def _pool_kernel(f_ptr, w_ptr, v_ptr, part_ptr,
 
 
 @triton.jit
+def _pool_tiles_kernel(f_ptr, w_ptr, v_ptr, C, K, N, NW, alpha, s_fb, s_fc, s_fn,
+                       n_ctiles, n_splits, tiles_per_split,
+                       KG: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
+                       STAGES: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Grid (B x channel splits, map groups), for maps of one pixel chunk (N <= BN): the
+    split's channel tiles streamed through one program, w loaded once. (One program per
+    channel tile of so few pixels would spend more instructions on setting up than on
+    moving the tile.)"""
+    pid = tl.program_id(0)
+    split = pid % n_splits
+    b = (pid // n_splits).to(tl.int64)
+    k = tl.program_id(1) * KG + tl.arange(0, KG)
+    n = tl.arange(0, BN)
+    w = tl.load(w_ptr + (b * K + k[:, None]) * NW + n[None, :], mask=k[:, None] < K, other=0.0)
+    f_b = f_ptr + b * s_fb
+    t_begin = split * tiles_per_split
+    t_end = tl.minimum(t_begin + tiles_per_split, n_ctiles)
+    for ct in tl.range(t_begin, t_end, num_stages=STAGES):
+        c = ct * BC + tl.arange(0, BC)
+        f = tl.load(f_b + c[:, None].to(tl.int64) * s_fc + n[None, :].to(tl.int64) * s_fn,
+                    mask=(c[:, None] < C) & (n[None, :] < N), other=0.0)
+        v = _dot(w, tl.trans(f), tl.zeros([KG, BC], tl.float32), DOT_PRECISION, INTERPRETED)
+        tl.store(v_ptr + (b * K + k[:, None]) * C + c[None, :],
+                 (v * alpha).to(v_ptr.dtype.element_ty),
+                 mask=(k[:, None] < K) & (c[None, :] < C))
+
+
+@triton.jit
 def _reduce_kernel(part_ptr, v_ptr, C, K, KW, alpha, n_ctiles, n_splits,
                    KG: tl.constexpr, BC: tl.constexpr):
     """Grid (B x channel tiles, map groups): v = alpha * the splits' partial sums, added in
@@ -599,15 +627,10 @@ def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
     KW, n_chunks = groups * KG, triton.cdiv(N, BN)
     NW, n_ctiles = n_chunks * BN, triton.cdiv(C, BC)
     e = features.element_size()
-    pool_in_flight = (stages - 1) * (KG + BC) * BN * e
-    splits, per_split = _split(B * n_ctiles * groups, n_chunks,
-                               _programs_in_flight(programs, pool_in_flight))
     w = features.new_empty((B, K, NW))
-    part = features.new_empty((B * n_ctiles * splits * KW * BC if splits > 1 else 0,),
-                              dtype=torch.float32)
     alpha = 1.0 / N if pool == "mean" else 1.0
     F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * K * NW * e
-    # The per-sample kernels' loop iterations, each waiting for its loads (three passes).
+    precision = _dot_precision(features.dtype)
     stats = stats_config(K, N, NW)
     launches = [
         _triton.Launch("stats", _stats_kernel, (B,), (
@@ -617,15 +640,31 @@ def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
                  BS=stats["BS"], num_warps=stats["num_warps"]),
             bytes=A + W + B * (2 * K + 1) * 4, in_flight_bytes=stats["KS"] * stats["BS"] * e,
             steps=stats["rounds"], rounds=stats["rounds"]),
+    ]
+    if n_chunks == 1:  # few pixels: programs stream channel tiles
+        in_flight = (stages - 1) * BC * BN * e
+        splits, per_split = _split(B * groups, n_ctiles, _programs_in_flight(programs, in_flight))
+        launches.append(_triton.Launch("pool", _pool_tiles_kernel, (
+            B * splits if C else 0, groups), (
+            features, w, pooled, C, K, N, NW, alpha, *features.stride(), n_ctiles, splits,
+            per_split),
+            dict(KG=KG, BC=BC, BN=BN, STAGES=stages, DOT_PRECISION=precision, num_warps=warps),
+            bytes=F + W * splits + V, in_flight_bytes=in_flight, steps=per_split,
+            streams_features=True, variant=f"maps{KG}/tiles"))
+        return launches
+    in_flight = (stages - 1) * (KG + BC) * BN * e
+    splits, per_split = _split(B * n_ctiles * groups, n_chunks,
+                               _programs_in_flight(programs, in_flight))
+    part = features.new_empty((B * n_ctiles * splits * KW * BC if splits > 1 else 0,),
+                              dtype=torch.float32)
+    launches.append(
         _triton.Launch("pool", _pool_kernel, (B * n_ctiles * splits if C else 0, groups), (
             features, w, pooled, part, C, K, N, KW, NW, alpha, *features.stride(),
             n_ctiles, splits, per_split),
             dict(SPLIT=splits > 1, KG=KG, BC=BC, BN=BN, STAGES=stages,
-                 DOT_PRECISION=_dot_precision(features.dtype), num_warps=warps),
-            bytes=F + W + (part.numel() * 4 if splits > 1 else V),
-            in_flight_bytes=pool_in_flight, steps=per_split,
-            streams_features=True, variant=f"maps{KG}"),
-    ]
+                 DOT_PRECISION=precision, num_warps=warps),
+            bytes=F + W + (part.numel() * 4 if splits > 1 else V), in_flight_bytes=in_flight,
+            steps=per_split, streams_features=True, variant=f"maps{KG}"))
     if splits > 1 and C:
         launches.append(_triton.Launch("reduce", _reduce_kernel, (B * n_ctiles, groups), (
             part, pooled, C, K, KW, alpha, n_ctiles, splits),
