@@ -195,6 +195,22 @@ def _maps_kernel(a_ptr, s_ptr, w_ptr, K, N, KW, NW, s_ab, s_ak, s_an, n_tiles,
 
 
 @triton.jit
+def _sum_splits(gw_b, split_stride, rows, mask, n_splits):
+    """sum_i gw_b[i * split_stride + rows] over the splits (of channels for gw, of pixels for
+    the pool's partial sums), added in split order (0.0 for the loads past the last split),
+    four splits' loads in flight at a time: a round trip per four splits."""
+    gw = tl.zeros(rows.shape, tl.float32)
+    for i in range(0, n_splits, 4):
+        at = gw_b + i * split_stride + rows  # (int32: a sample's splits hold < 2^31 floats)
+        g0 = tl.load(at, mask=mask, other=0.0)
+        g1 = tl.load(at + split_stride, mask=mask & (i + 1 < n_splits), other=0.0)
+        g2 = tl.load(at + 2 * split_stride, mask=mask & (i + 2 < n_splits), other=0.0)
+        g3 = tl.load(at + 3 * split_stride, mask=mask & (i + 3 < n_splits), other=0.0)
+        gw = gw + g0 + g1 + g2 + g3
+    return gw
+
+
+@triton.jit
 def _pool_kernel(f_ptr, w_ptr, v_ptr, part_ptr,
                  C, K, N, KW, NW, alpha, s_fb, s_fc, s_fn,
                  n_ctiles, n_splits, chunks_per_split,
@@ -267,10 +283,9 @@ def _reduce_kernel(part_ptr, v_ptr, C, K, KW, alpha, n_ctiles, n_splits,
     b = (pid // n_ctiles).to(tl.int64)
     k = tl.program_id(1) * KG + tl.arange(0, KG)
     c = ct * BC + tl.arange(0, BC)
-    acc = tl.zeros([KG, BC], tl.float32)
-    for split in range(0, n_splits):
-        rows = ((b * n_ctiles + ct) * n_splits + split) * KW + k
-        acc += tl.load(part_ptr + rows[:, None] * BC + tl.arange(0, BC)[None, :])
+    offsets = k[:, None].to(tl.int64) * BC + tl.arange(0, BC)[None, :]
+    acc = _sum_splits(part_ptr + (b * n_ctiles + ct) * n_splits * KW * BC, KW * BC, offsets,
+                      k[:, None] < KW, n_splits)
     tl.store(v_ptr + (b * K + k[:, None]) * C + c[None, :],
              (acc * alpha).to(v_ptr.dtype.element_ty),
              mask=(k[:, None] < K) & (c[None, :] < C))
@@ -315,7 +330,7 @@ def _features_kernel(f_ptr, a_ptr, s_ptr, gv_ptr, gf_ptr, gw_ptr,
             tl.store(gf_b + c[:, None].to(tl.int64) * s_gfc + n[None, :].to(tl.int64) * s_gfn,
                      (gf * alpha).to(gf_ptr.dtype.element_ty), mask=fc_mask)
     rows = (b * n_splits + split) * KW + k
-    tl.store(gw_ptr + rows[:, None] * NW + n[None, :], gw * alpha)
+    tl.store(gw_ptr + rows[:, None] * NW + n[None, :], gw * alpha, mask=k[:, None] < K)
 
 
 @triton.jit
@@ -368,8 +383,8 @@ def _gather_kernel(a_ptr, s_ptr, lse_ptr, gw_ptr, sums_ptr,
                    K, N, KW, NW, n_splits, n_ptiles, s_ab, s_ak, s_an,
                    HAS_GD: tl.constexpr, KS: tl.constexpr, BP: tl.constexpr):
     """Grid (B x pixel tiles): gw summed over the channel splits in split order (into split 0's
-    slot), and per map this tile's sum_n gw sig and the probability mass of the pixels the map
-    wins (sums[b, tile, 0 / 1, k])."""
+    slot where there are several), and per map this tile's sum_n gw sig and the probability
+    mass of the pixels the map wins (sums[b, tile, 0 / 1, k])."""
     pid = tl.program_id(0)
     tile = pid % n_ptiles
     b = (pid // n_ptiles).to(tl.int64)
@@ -382,10 +397,9 @@ def _gather_kernel(a_ptr, s_ptr, lse_ptr, gw_ptr, sums_ptr,
         k = k0 + tl.arange(0, KS)
         a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
         rows = k[:, None].to(tl.int64) * NW + n[None, :]
-        gw = tl.zeros([KS, BP], tl.float32)
-        for i in range(0, n_splits):
-            gw += tl.load(gw_ptr + (b * n_splits + i) * KW * NW + rows, mask=mask, other=0.0)
-        tl.store(gw_ptr + b * n_splits * KW * NW + rows, gw, mask=mask)
+        gw = _sum_splits(gw_ptr + b * n_splits * KW * NW, KW * NW, rows, mask, n_splits)
+        if n_splits > 1:  # the sum, for "logits", in split 0's slot
+            tl.store(gw_ptr + b * n_splits * KW * NW + rows, gw, mask=mask)
         tl.store(sums_b + k, tl.sum(tl.where(mask, gw * _sigmoid(a), 0.0), axis=1), mask=k < K)
         won = tl.zeros([KS], tl.float32)
         if HAS_GD:
@@ -465,9 +479,7 @@ def _epilogue_kernel(a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, ga_ptr,
     n = tl.arange(0, BS)
     a, mask = _load_logits(a_ptr + b * s_ab, s_ak, s_an, k, n, K, N)
     rows = k[:, None].to(tl.int64) * NW + n[None, :]
-    gw = tl.zeros([KS, BS], tl.float32)
-    for i in range(0, n_splits):
-        gw += tl.load(gw_ptr + (b * n_splits + i) * KW * NW + rows, mask=mask, other=0.0)
+    gw = _sum_splits(gw_ptr + b * n_splits * KW * NW, KW * NW, rows, mask, n_splits)
     s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
     lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
     sig = _sigmoid(a)
@@ -507,7 +519,8 @@ def tiles(C: int, K: int, N: int, dtype: torch.dtype) -> dict:
     BC = 64 if wide else 32
     KS = min(32, max(2, triton.next_power_of_2(K)))
     BS = max(16, min(triton.next_power_of_2(N), 4096 // KS))
-    return dict(KG=KG, BC=BC, BN=BN, KS=KS, BS=BS, BP=max(16, min(256, triton.next_power_of_2(N))))
+    BP = max(16, min(512, triton.next_power_of_2(N), 4096 // KS))
+    return dict(KG=KG, BC=BC, BN=BN, KS=KS, BS=BS, BP=BP)
 
 
 # A config forced by `python -m fusedattn tune` while it times candidates (ops/.../tuning.py).
@@ -669,8 +682,8 @@ def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
         launches.append(_triton.Launch("reduce", _reduce_kernel, (B * n_ctiles, groups), (
             part, pooled, C, K, KW, alpha, n_ctiles, splits),
             dict(KG=KG, BC=BC, num_warps=NUM_WARPS),
-            bytes=part.numel() * 4 + V, in_flight_bytes=KG * BC * 4, steps=splits,
-            rounds=splits))
+            bytes=part.numel() * 4 + V, in_flight_bytes=4 * KG * BC * 4,
+            steps=triton.cdiv(splits, 4), rounds=triton.cdiv(splits, 4)))
     return launches
 
 
@@ -698,9 +711,11 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
     has_gd = grad_diversity is not None
     precision = _dot_precision(features.dtype)
     F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * KW * NW * e
-    GW = gw.numel() * 4
+    GW = B * splits * K * NW * 4  # (gw's rows of padding past K are never touched)
     # The small kernels' loop iterations, each waiting for its loads.
-    gather_steps, logits_steps = triton.cdiv(K, KS) * (splits + 2), triton.cdiv(K, KS) * 3
+    split_rounds = triton.cdiv(splits, 4)  # (_sum_splits)
+    gather_steps = triton.cdiv(K, KS) * (split_rounds + 2)
+    logits_steps = triton.cdiv(K, KS) * 3
     launches = [
         # (with no channels it still runs: its gw is zero)
         _triton.Launch("features", _features_kernel, (B * n_chunks * splits, groups), (
@@ -737,8 +752,8 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
             dict(HAS_GD=has_gd, KS=epilogue["KS"], BS=epilogue["BS"],
                  num_warps=epilogue["num_warps"]),
             bytes=2 * A + B * splits * K * N * 4,
-            in_flight_bytes=epilogue["KS"] * epilogue["BS"] * 4,
-            steps=splits + 1, rounds=splits + 1))  # the splits' gw, then logits and sums
+            in_flight_bytes=min(splits, 4) * epilogue["KS"] * epilogue["BS"] * 4,
+            steps=split_rounds + 1, rounds=split_rounds + 1))
         return launches
     sums = features.new_empty((B, n_ptiles, 2, KW), dtype=torch.float32)
     S = sums.numel() * 4
@@ -747,7 +762,8 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
             logits, importance, logsumexp, gw, sums, K, N, KW, NW, splits, n_ptiles,
             *logits.stride()),
             dict(HAS_GD=has_gd, KS=KS, BP=BP, num_warps=NUM_WARPS),
-            bytes=A + GW + B * K * N * 4 + S, in_flight_bytes=KS * BP * 4,
+            bytes=A + GW + (B * K * N * 4 if splits > 1 else 0) + S,
+            in_flight_bytes=min(splits, 4) * KS * BP * 4,
             steps=gather_steps, rounds=gather_steps),
         _triton.Launch("logits", _logits_kernel, (B * n_ptiles,), (
             logits, importance, logsumexp, grad_importance.contiguous(), gd, gw, sums,
