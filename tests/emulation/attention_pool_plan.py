@@ -112,6 +112,6 @@ MUTANTS = [
            "    detail::allow_large_dynamic_shared_memory(reinterpret_cast<const void*>(kernel),\n"
            "                                              stream.where);\n", "", "asan",
            ["maps64", "bfloat16", "nchw"], {}, [r"cudaFuncAttributeMaxDynamicSharedMemorySize"],
-           "the > 48 KB opt-in of the launch helper deleted: the backward's 78 KB launch must be "
-           "refused"),
+           "the > 48 KB opt-in of the launch helper deleted: the backward's launch of more than "
+           "48 KB must be refused"),
 ]

@@ -158,6 +158,7 @@ __global__ void __launch_bounds__(kTileThreads,
                                   (Tiles<sizeof(T), kMapTiles, kLoad>::kFeaturesMinBlocks))
     features_kernel(FeaturesArgs p) {
   using Tiles = ::fusedattn::attention_pool::cuda::Tiles<sizeof(T), kMapTiles, kLoad>;
+  constexpr int kStages = Tiles::kStages;
   T* wt = dynamic_shared_memory<T>();
   T* ring = wt + Tiles::kWElements;
   T* staging = ring + kStages * Tiles::kFeaturesStageElements;

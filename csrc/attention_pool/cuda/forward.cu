@@ -170,6 +170,7 @@ __global__ void __launch_bounds__(kTileThreads,
                                   (Tiles<sizeof(T), kMapTiles, kLoad>::kPoolMinBlocks))
     pool_kernel(PoolArgs p) {
   using Tiles = ::fusedattn::attention_pool::cuda::Tiles<sizeof(T), kMapTiles, kLoad>;
+  constexpr int kStages = Tiles::kStages;
   constexpr bool kTileSteps = Tiles::kPoolTileSteps;  // (the flat variant)
   constexpr bool kStreams = kTileSteps || kStreamTiles;
   static_assert(!(kTileSteps && kStreamTiles), "the flat variant always streams");

@@ -149,15 +149,17 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   p.pixel_chunks = ceil_div(N, extent);
   p.w_cols = p.pixel_chunks * extent;
   p.channel_tiles = ceil_div(C, kChannelTile);
-  int64_t pool_shared = 0, stage_bytes = 0;
+  // (in flight: the ring's stages but the one being read)
+  int64_t pool_shared = 0, in_flight = 0, stages = 0;
   with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
-    pool_shared = decltype(tiles_of)::kPoolSharedBytes;
-    stage_bytes = decltype(tiles_of)::kPoolStageElements * element_size;
+    using Tiles = decltype(tiles_of);
+    pool_shared = Tiles::kPoolSharedBytes;
+    stages = Tiles::kStages;
+    in_flight = (Tiles::kStages - 1) * Tiles::pool_stage_bytes(N);
   });
   // Blocks that stream channel tiles: at least two an SM, and as many as keep kInFlightPerSm
   // bytes in flight (a stage of small maps' tiles holds few)
-  const int64_t streaming_per_sm =
-      std::max<int64_t>(2, ceil_div(kInFlightPerSm, (kStages - 1) * stage_bytes));
+  const int64_t streaming_per_sm = std::max<int64_t>(2, ceil_div(kInFlightPerSm, in_flight));
   const auto stream_tiles = [&] {
     return split(B * p.map_groups, p.channel_tiles > 0 ? p.channel_tiles : 1, sm_count,
                  streaming_per_sm);
@@ -179,7 +181,7 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
     const Split pixels = split(B * p.channel_tiles * p.map_groups, p.pixel_chunks, sm_count);
     const bool whole_chunks = C % fusedattn::cuda::chunk_elements(element_size) == 0;
     const bool tiled = load == FeatureLoad::kNchw || load == FeatureLoad::kNhwc;
-    const Split tiles = tiled && pixels.splits == 1 && p.pixel_chunks < kStages && whole_chunks
+    const Split tiles = tiled && pixels.splits == 1 && p.pixel_chunks < stages && whole_chunks
                             ? stream_tiles()
                             : Split{p.channel_tiles, 1};
     p.tiles_per_block = tiles.per_split;
@@ -223,7 +225,7 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   const int64_t partial = static_cast<int64_t>(p.partial_floats) * 4;
   p.pool = {C > 0 ? B * p.channel_blocks * p.pixel_splits : 0, p.map_groups, kTileThreads,
             static_cast<size_t>(pool_shared), F + W + (partial > 0 ? partial : V),
-            (kStages - 1) * stage_bytes, p.tiles_per_block * p.chunks_per_split};
+            in_flight, p.tiles_per_block * p.chunks_per_split};
   if (partial > 0) {
     const int64_t parts = 8 * p.map_tiles * kChannelTile / kReduceThreads;
     const int64_t batch = p.pixel_splits < kReduceBatch ? p.pixel_splits : kReduceBatch;
@@ -290,19 +292,18 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
                 ceil_div(kPadGvRows * window, kPadGvThreads),
                 ceil_div(kPadGvRows * window, kPadGvThreads * kPadGvUnroll)};
   }
-  int64_t features_shared = 0, grad_features_shared = 0, stage_bytes = 0, map_tile_bytes = 0;
+  int64_t features_shared = 0, grad_features_shared = 0, in_flight = 0, map_tile_bytes = 0;
   with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
     using Tiles = decltype(tiles_of);
     features_shared = Tiles::kFeaturesSharedBytes;
     grad_features_shared = Tiles::kGradFeaturesSharedBytes;
-    stage_bytes = Tiles::kFeaturesStageElements * e;
+    in_flight = (Tiles::kStages - 1) * Tiles::features_stage_bytes(N);
     map_tile_bytes = (Tiles::kWElements + Tiles::kGvElements) * e;
   });
   const bool split_gf = p.map_groups > 1 && C > 0;
   p.features = {B * p.pixel_chunks * p.channel_splits, p.map_groups, kTileThreads,
                 static_cast<size_t>(features_shared),
-                F + A + Gv + Gw + (split_gf ? Wmaps : F), (kStages - 1) * stage_bytes,
-                p.tiles_per_split};
+                F + A + Gv + Gw + (split_gf ? Wmaps : F), in_flight, p.tiles_per_split};
   if (split_gf) {
     p.grad_features = {B * p.pixel_chunks * p.channel_tiles, 1, kTileThreads,
                        static_cast<size_t>(grad_features_shared), Wmaps + Gv + F,

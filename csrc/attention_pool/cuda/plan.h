@@ -33,12 +33,12 @@ namespace fusedattn {
 namespace attention_pool {
 namespace cuda {
 
-// Feature tiles: kChannelTile channels (16 a warp) by kPixelTile pixels, kStages deep.
+// Feature tiles: kChannelTile channels (16 a warp) by kPixelTile pixels, in a ring of
+// Tiles::kStages stages.
 constexpr int kWarps = 4;
 constexpr int kTileThreads = 32 * kWarps;
 constexpr int kChannelTile = 16 * kWarps;
 constexpr int kPixelTile = 32;
-constexpr int kStages = 4;
 // Bytes a streaming launch keeps in flight an SM to cover memory latency (an H100 or H200:
 // about 4 TB/s x 1 us / 132 SMs): where a block's ring holds fewer, more blocks share an SM.
 constexpr int64_t kInFlightPerSm = 32 * 1024;
@@ -89,6 +89,11 @@ const char* feature_load_name(FeatureLoad load);
 // the plan both read them from here).
 template <int kElementSize, int kMapTiles, FeatureLoad kLoad>
 struct Tiles {
+  // The ring's stages: four in flight of 4.6 KB (16-bit, 8 maps) keep 18 KB in flight a block,
+  // so that the two blocks an SM of a batch of few channel tiles (64,256,56x56: 256 blocks)
+  // keep kInFlightPerSm. float32 tiles hold twice the bytes, and a fifth stage spilled the
+  // largest of their variants.
+  static constexpr int kStages = kElementSize == 4 ? 4 : 5;
   static constexpr int kExtent = kLoad == FeatureLoad::kFlat ? kFlatPixels : kPixelTile;
   static constexpr int kMapRows = 8 * kMapTiles;
   static constexpr int kMapRows16 = kMapRows < 16 ? 16 : kMapRows;  // mma's k: maps in 16s
@@ -135,6 +140,17 @@ struct Tiles {
   // "grad_features" (several map groups): one map tile, one gv tile, the staging tile.
   static constexpr size_t kGradFeaturesSharedBytes =
       static_cast<size_t>(kElementSize) * (kWElements + kGvElements + kGfElements);
+  // The bytes a ring stage brings from memory, what the ring keeps in flight: its tiles without
+  // their padding columns (never copied). `pixels`: a flat span's pixels (the map's N).
+  static constexpr int64_t pool_stage_bytes(int64_t pixels) {
+    return int64_t{kElementSize} *
+           (kPoolTileSteps ? kChannelTile * pixels : (kChannelTile + kMapRows) * kExtent);
+  }
+  static constexpr int64_t features_stage_bytes(int64_t pixels) {
+    return int64_t{kElementSize} *
+           (kChannelTile * (kLoad == FeatureLoad::kFlat ? pixels : kExtent) +
+            kMapRows * kChannelTile);
+  }
   // The blocks an SM holds by shared memory: the kernels' __launch_bounds__ ask for as many,
   // which gives ptxas its register budget (left to itself it was seen to cap a kernel at 80
   // registers and spill).
