@@ -72,18 +72,36 @@ def _load_logits(a_ptr, s_ak, s_an, k, n, K, N):
 
 
 @triton.jit
-def _sample_statistics(a, mask, k, K, N):
-    """The statistics of one sample from its logits tile a (masked, -inf outside the maps):
-    the importance s (softmax over the maps' global averages of the sigmoid maps), the per-map
-    log-sum-exp and the sigmoid maps. Rows k >= K give s = 0."""
-    sig = _sigmoid(a)
-    gap = tl.sum(tl.where(mask, sig, 0.0), axis=1) / N
-    m = tl.max(a, axis=1)
-    m_ref = tl.where(m == float("-inf"), 0.0, m)  # rows of padding
-    lse = m + tl.log(tl.where(k < K, tl.sum(tl.exp(a - m_ref[:, None]), axis=1), 1.0))
-    g = tl.where(k < K, gap, float("-inf"))
+def _accumulate_statistics(a, mask, gap, m, total):
+    """The maps' running sums after one more tile of logits a (masked, -inf outside the maps):
+    the sum of the sigmoid, the maximum, and the sum of exp(a - maximum), rescaled to the new
+    maximum."""
+    gap += tl.sum(tl.where(mask, _sigmoid(a), 0.0), axis=1)
+    m_new = tl.maximum(m, tl.max(a, axis=1))
+    m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows of padding
+    total = total * tl.exp(m - m_ref) + tl.sum(tl.exp(a - m_ref[:, None]), axis=1)
+    return gap, m_new, total
+
+
+@triton.jit
+def _importance(gap, m, total, k, K, N):
+    """From the running sums of a tile holding every map: the importance s (softmax over the
+    maps' global averages of the sigmoid maps; 0 in rows k >= K) and the per-map
+    log-sum-exp (0 in rows k >= K, so that exp(a - lse) stays finite there)."""
+    lse = tl.where(k < K, m + tl.log(tl.where(k < K, total, 1.0)), 0.0)
+    g = tl.where(k < K, gap / N, float("-inf"))
     e = tl.exp(g - tl.max(g, axis=0))
-    return e / tl.sum(e, axis=0), lse, sig
+    return e / tl.sum(e, axis=0), lse
+
+
+@triton.jit
+def _diversity_and_maps(a, mask, s, lse, k, n, w_b, K, NW):
+    """The second pass over a tile of logits: w = s sigmoid(a) into the (K, NW) scratch (zero
+    past N), and per pixel the tile's largest candidate s p for the diversity."""
+    w = tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
+    tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_b.dtype.element_ty),
+             mask=(k[:, None] < K) & (n[None, :] < NW))
+    return tl.max(tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), 0.0), axis=0)
 
 
 @triton.jit
@@ -95,60 +113,60 @@ def _stats_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
     lse_ptr, with HAS_DIV the diversity 1 - sum_n max_k s[k] p[k, n], and the recalibrated maps
     w[k, n] = s[k] sigmoid(a[k, n]) into the (K, NW) scratch, zero past N pixels.
     WHOLE: the sample's logits are one [KS, BS] tile (KS >= K, BS >= NW), loaded once and kept
-    in registers for every pass (one round trip to memory); else two passes loop over tiles:
-    the statistics, then the diversity and w."""
+    in registers for every pass (one round trip to memory); else two passes loop over pixel
+    tiles (the statistics; the diversity and w), with s and lse in registers where the maps
+    are one tile (K <= KS), through memory otherwise."""
     b = tl.program_id(0).to(tl.int64)
     a_b = a_ptr + b * s_ab
     w_b = w_ptr + b * K * NW
+    k = tl.arange(0, KS)
+    zeros, minus_inf = tl.zeros([KS], tl.float32), tl.full([KS], float("-inf"), tl.float32)
     if WHOLE:
-        k = tl.arange(0, KS)
         n = tl.arange(0, BS)
         a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-        s, lse, sig = _sample_statistics(a, mask, k, K, N)
+        gap, m, total = _accumulate_statistics(a, mask, zeros, minus_inf, zeros)
+        s, lse = _importance(gap, m, total, k, K, N)
         tl.store(s_ptr + b * K + k, s, mask=k < K)
         tl.store(lse_ptr + b * K + k, lse, mask=k < K)
-        if HAS_DIV:
-            lse_rows = tl.where(k < K, lse, 0.0)  # (-inf in rows of padding)
-            best = tl.max(tl.where(mask, s[:, None] * tl.exp(a - lse_rows[:, None]), 0.0),
-                          axis=0)
-            tl.store(div_ptr + b, 1.0 - tl.sum(best, axis=0))
-        w = tl.where(mask, s[:, None] * sig, 0.0)
-        tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_ptr.dtype.element_ty),
-                 mask=(k[:, None] < K) & (n[None, :] < NW))
+        D = tl.sum(_diversity_and_maps(a, mask, s, lse, k, n, w_b, K, NW), axis=0)
+    elif K <= KS:
+        gap, m, total = zeros, minus_inf, zeros
+        for n0 in range(0, N, BS):
+            a, mask = _load_logits(a_b, s_ak, s_an, k, n0 + tl.arange(0, BS), K, N)
+            gap, m, total = _accumulate_statistics(a, mask, gap, m, total)
+        s, lse = _importance(gap, m, total, k, K, N)
+        tl.store(s_ptr + b * K + k, s, mask=k < K)
+        tl.store(lse_ptr + b * K + k, lse, mask=k < K)
+        D = tl.zeros((), tl.float32)
+        for n0 in range(0, NW, BS):
+            n = n0 + tl.arange(0, BS)
+            a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
+            D += tl.sum(_diversity_and_maps(a, mask, s, lse, k, n, w_b, K, NW), axis=0)
     else:
-        # Per map: the global average of the sigmoid and the log-sum-exp, KS maps at a time.
+        # Per map tile: the global average of the sigmoid and the log-sum-exp.
         for k0 in range(0, K, KS):
-            k = k0 + tl.arange(0, KS)
-            gap = tl.zeros([KS], tl.float32)
-            m = tl.full([KS], float("-inf"), tl.float32)
-            total = tl.zeros([KS], tl.float32)
+            kt = k0 + k
+            gap, m, total = zeros, minus_inf, zeros
             for n0 in range(0, N, BS):
-                n = n0 + tl.arange(0, BS)
-                a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-                gap += tl.sum(tl.where(mask, _sigmoid(a), 0.0), axis=1)
-                m_new = tl.maximum(m, tl.max(a, axis=1))
-                m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows of padding
-                total = total * tl.exp(m - m_ref) + tl.sum(tl.exp(a - m_ref[:, None]), axis=1)
-                m = m_new
-            tl.store(s_ptr + b * K + k, gap / N, mask=k < K)
-            tl.store(lse_ptr + b * K + k, m + tl.log(tl.where(k < K, total, 1.0)), mask=k < K)
+                a, mask = _load_logits(a_b, s_ak, s_an, kt, n0 + tl.arange(0, BS), K, N)
+                gap, m, total = _accumulate_statistics(a, mask, gap, m, total)
+            tl.store(s_ptr + b * K + kt, gap / N, mask=kt < K)
+            tl.store(lse_ptr + b * K + kt, m + tl.log(tl.where(kt < K, total, 1.0)),
+                     mask=kt < K)
         tl.debug_barrier()
         # The softmax over the K averages (kept in s_ptr meanwhile).
         g_max = tl.full((), float("-inf"), tl.float32)
         for k0 in range(0, K, KS):
-            k = k0 + tl.arange(0, KS)
-            g = tl.load(s_ptr + b * K + k, mask=k < K, other=float("-inf"))
+            g = tl.load(s_ptr + b * K + k0 + k, mask=k0 + k < K, other=float("-inf"))
             g_max = tl.maximum(g_max, tl.max(g, axis=0))
         g_sum = tl.zeros((), tl.float32)
         for k0 in range(0, K, KS):
-            k = k0 + tl.arange(0, KS)
-            g = tl.load(s_ptr + b * K + k, mask=k < K, other=float("-inf"))
+            g = tl.load(s_ptr + b * K + k0 + k, mask=k0 + k < K, other=float("-inf"))
             g_sum += tl.sum(tl.exp(g - g_max), axis=0)
         tl.debug_barrier()
         for k0 in range(0, K, KS):
-            k = k0 + tl.arange(0, KS)
-            g = tl.load(s_ptr + b * K + k, mask=k < K, other=float("-inf"))
-            tl.store(s_ptr + b * K + k, tl.exp(g - g_max) / g_sum, mask=k < K)
+            g = tl.load(s_ptr + b * K + k0 + k, mask=k0 + k < K, other=float("-inf"))
+            tl.store(s_ptr + b * K + k0 + k, tl.exp(g - g_max) / g_sum, mask=k0 + k < K)
         tl.debug_barrier()
         # The diversity and w, one pass over the tiles.
         D = tl.zeros((), tl.float32)
@@ -156,19 +174,14 @@ def _stats_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
             n = n0 + tl.arange(0, BS)
             best = tl.zeros([BS], tl.float32)
             for k0 in range(0, K, KS):
-                k = k0 + tl.arange(0, KS)
-                a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-                s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
-                if HAS_DIV:
-                    lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
-                    cand = tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), 0.0)
-                    best = tl.maximum(best, tl.max(cand, axis=0))
-                w = tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
-                tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :],
-                         w.to(w_ptr.dtype.element_ty), mask=(k[:, None] < K) & (n[None, :] < NW))
+                kt = k0 + k
+                a, mask = _load_logits(a_b, s_ak, s_an, kt, n, K, N)
+                s = tl.load(s_ptr + b * K + kt, mask=kt < K, other=0.0)
+                lse = tl.load(lse_ptr + b * K + kt, mask=kt < K, other=0.0)
+                best = tl.maximum(best, _diversity_and_maps(a, mask, s, lse, kt, n, w_b, K, NW))
             D += tl.sum(best, axis=0)
-        if HAS_DIV:
-            tl.store(div_ptr + b, 1.0 - D)
+    if HAS_DIV:
+        tl.store(div_ptr + b, 1.0 - D)
 
 
 @triton.jit
@@ -570,15 +583,17 @@ def stats_config(K: int, N: int, NW: int) -> dict:
     [KS, BS] tile (KS >= K, BS >= NW) where it fits in STATS_TILE_ELEMENTS, with the warps that
     hold 32 elements per thread: one round trip to memory; else tiles of STATS_TILE_ELEMENTS
     looped over in two passes (the statistics; the diversity and w), each tile a round trip,
-    and three round trips through memory for the softmax between them."""
+    and for more than 32 maps three round trips through memory for the softmax between
+    them."""
     KS, BS = triton.next_power_of_2(K), triton.next_power_of_2(NW)
     if KS * BS <= STATS_TILE_ELEMENTS:
         return dict(whole=True, KS=KS, BS=BS, rounds=1,
                     num_warps=min(STATS_WARPS, max(NUM_WARPS, KS * BS // (32 * 32))))
     KS = min(KS, 32)
     BS = STATS_TILE_ELEMENTS // KS
+    rounds = triton.cdiv(K, KS) * (triton.cdiv(N, BS) + triton.cdiv(NW, BS))
     return dict(whole=False, KS=KS, BS=BS, num_warps=STATS_WARPS,
-                rounds=triton.cdiv(K, KS) * (triton.cdiv(N, BS) + triton.cdiv(NW, BS)) + 3)
+                rounds=rounds + (3 if K > KS else 0))
 
 
 # The most logits elements the backward's one-launch "epilogue" holds for a whole sample: 8 per
@@ -651,11 +666,12 @@ def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
             K, N, NW, *logits.stride()),
             dict(WHOLE=stats["whole"], HAS_DIV=compute_diversity, KS=stats["KS"],
                  BS=stats["BS"], num_warps=stats["num_warps"]),
-            bytes=A + W + B * (2 * K + 1) * 4, in_flight_bytes=stats["KS"] * stats["BS"] * e,
+            bytes=A + W + B * (2 * K + 1) * 4,
+            in_flight_bytes=min(stats["KS"], K) * min(stats["BS"], N) * e,
             steps=stats["rounds"], rounds=stats["rounds"]),
     ]
     if n_chunks == 1:  # few pixels: programs stream channel tiles
-        in_flight = (stages - 1) * BC * BN * e
+        in_flight = (stages - 1) * BC * min(BN, N) * e
         splits, per_split = _split(B * groups, n_ctiles, _programs_in_flight(programs, in_flight))
         launches.append(_triton.Launch("pool", _pool_tiles_kernel, (
             B * splits if C else 0, groups), (
@@ -665,7 +681,7 @@ def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
             bytes=F + W * splits + V, in_flight_bytes=in_flight, steps=per_split,
             streams_features=True, variant=f"maps{KG}/tiles"))
         return launches
-    in_flight = (stages - 1) * (KG + BC) * BN * e
+    in_flight = (stages - 1) * (min(KG, K) + BC) * BN * e  # (w's rows past K are not loaded)
     splits, per_split = _split(B * n_ctiles * groups, n_chunks,
                                _programs_in_flight(programs, in_flight))
     part = features.new_empty((B * n_ctiles * splits * KW * BC if splits > 1 else 0,),
@@ -703,7 +719,7 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
     NW, n_ctiles = n_chunks * BN, triton.cdiv(C, BC)
     n_ptiles = triton.cdiv(N, BP)
     e = features.element_size()
-    features_in_flight = (stages - 1) * (KG + BN) * BC * e
+    features_in_flight = (stages - 1) * (min(KG, K) + BN) * BC * e  # (gv: K rows loaded)
     splits, per_split = _split(B * n_chunks * groups, n_ctiles,
                                _programs_in_flight(programs, features_in_flight))
     gw = features.new_empty((B, splits, KW, NW), dtype=torch.float32)
@@ -752,7 +768,7 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
             dict(HAS_GD=has_gd, KS=epilogue["KS"], BS=epilogue["BS"],
                  num_warps=epilogue["num_warps"]),
             bytes=2 * A + B * splits * K * N * 4,
-            in_flight_bytes=min(splits, 4) * epilogue["KS"] * epilogue["BS"] * 4,
+            in_flight_bytes=min(splits, 4) * K * N * 4,
             steps=split_rounds + 1, rounds=split_rounds + 1))
         return launches
     sums = features.new_empty((B, n_ptiles, 2, KW), dtype=torch.float32)
@@ -763,14 +779,14 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
             *logits.stride()),
             dict(HAS_GD=has_gd, KS=KS, BP=BP, num_warps=NUM_WARPS),
             bytes=A + GW + (B * K * N * 4 if splits > 1 else 0) + S,
-            in_flight_bytes=min(splits, 4) * KS * BP * 4,
+            in_flight_bytes=min(splits, 4) * min(KS, K) * min(BP, N) * 4,
             steps=gather_steps, rounds=gather_steps),
         _triton.Launch("logits", _logits_kernel, (B * n_ptiles,), (
             logits, importance, logsumexp, grad_importance.contiguous(), gd, gw, sums,
             grad_logits, K, N, KW, NW, splits, n_ptiles, *logits.stride(),
             *grad_logits.stride()),
             dict(HAS_GD=has_gd, KS=KS, BP=BP, num_warps=NUM_WARPS),
-            bytes=2 * A + B * K * N * 4 + S, in_flight_bytes=KS * BP * e,
+            bytes=2 * A + B * K * N * 4 + S, in_flight_bytes=min(KS, K) * min(BP, N) * e,
             steps=logits_steps, rounds=logits_steps),
     ]
     return launches
