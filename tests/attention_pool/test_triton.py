@@ -52,6 +52,29 @@ def test_per_sample_kernels_over_tiles(fap, monkeypatch, layout):
         check_against_reference("triton", f, a)
 
 
+@pytest.mark.parametrize("epilogue_elements", [None, 0])
+def test_many_splits(fap, monkeypatch, epilogue_elements):
+    """More splits than one round of _sum_splits loads: 9 pixel splits summed by "reduce" and
+    10 channel splits by "epilogue" (8 a round) or "gather" (4 a round), the last round short."""
+    monkeypatch.setattr(fap, "tiles", lambda *args: dict(KG=16, BC=16, BN=16, KS=8, BS=64,
+                                                         BP=64))
+    monkeypatch.setattr(fap, "_programs_wanted", lambda device: 4000)
+    if epilogue_elements is not None:
+        monkeypatch.setattr(fap, "EPILOGUE_TILE_ELEMENTS", epilogue_elements)
+    device = require_backend("triton", torch.float32)
+    f, a = make_inputs(1, 150, 12, 12, 5, device=device)
+    check_against_reference("triton", f, a)
+    f3, a3 = f.flatten(2), a.flatten(2)
+    pooled, s, d, lse = fap.autograd.forward_fake(f3, a3, "sum", True)
+    (reduce,) = [l for l in fap.forward_launches(f3, a3, pooled, s, lse, d, "sum", True,
+                                                 programs=4000) if l.name == "reduce"]
+    assert reduce.args[-1] == 9  # pixel splits
+    gf, ga = fap.autograd.backward_fake(pooled, s, d, f3, a3, s, lse, "sum")
+    (features,) = [l for l in fap.backward_launches(pooled, s, d, f3, a3, s, lse, gf, ga, "sum",
+                                                    programs=4000) if l.name == "features"]
+    assert features.grid[0] == 10 * 9  # channel splits x pixel chunks
+
+
 @pytest.mark.parametrize("units, pieces, wanted", [(1, 13, 264), (17, 3, 264), (600, 7, 264),
                                                    (5, 1, 264), (1, 100, 7)])
 def test_splits_cover_every_piece_once(fap, units, pieces, wanted):

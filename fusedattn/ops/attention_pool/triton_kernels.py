@@ -40,6 +40,10 @@ INTERPRETED = tl.constexpr(_triton.interpreted())
 NUM_WARPS = 4
 NUM_STAGES = 4
 MAX_GROUP_MAPS = 64
+# Splits whose partial sums "reduce" and "epilogue" load before adding any (8 elements a thread
+# each), and "gather" (its tiles hold 32 elements a thread)
+SPLITS_IN_FLIGHT = 8
+GATHER_SPLITS_IN_FLIGHT = 4
 
 
 # ----------------------------------------------------------------------------------- kernels
@@ -208,18 +212,16 @@ def _maps_kernel(a_ptr, s_ptr, w_ptr, K, N, KW, NW, s_ab, s_ak, s_an, n_tiles,
 
 
 @triton.jit
-def _sum_splits(gw_b, split_stride, rows, mask, n_splits):
+def _sum_splits(gw_b, split_stride, rows, mask, n_splits, UNROLL: tl.constexpr):
     """sum_i gw_b[i * split_stride + rows] over the splits (of channels for gw, of pixels for
     the pool's partial sums), added in split order (0.0 for the loads past the last split),
-    four splits' loads in flight at a time: a round trip per four splits."""
+    UNROLL splits' loads in flight at a time (none waits for an add): a round trip per UNROLL
+    splits."""
     gw = tl.zeros(rows.shape, tl.float32)
-    for i in range(0, n_splits, 4):
+    for i in range(0, n_splits, UNROLL):
         at = gw_b + i * split_stride + rows  # (int32: a sample's splits hold < 2^31 floats)
-        g0 = tl.load(at, mask=mask, other=0.0)
-        g1 = tl.load(at + split_stride, mask=mask & (i + 1 < n_splits), other=0.0)
-        g2 = tl.load(at + 2 * split_stride, mask=mask & (i + 2 < n_splits), other=0.0)
-        g3 = tl.load(at + 3 * split_stride, mask=mask & (i + 3 < n_splits), other=0.0)
-        gw = gw + g0 + g1 + g2 + g3
+        for j in tl.static_range(UNROLL):
+            gw += tl.load(at + j * split_stride, mask=mask & (i + j < n_splits), other=0.0)
     return gw
 
 
@@ -288,7 +290,7 @@ def _pool_tiles_kernel(f_ptr, w_ptr, v_ptr, C, K, N, NW, alpha, s_fb, s_fc, s_fn
 
 @triton.jit
 def _reduce_kernel(part_ptr, v_ptr, C, K, KW, alpha, n_ctiles, n_splits,
-                   KG: tl.constexpr, BC: tl.constexpr):
+                   KG: tl.constexpr, BC: tl.constexpr, SPLITS_IN_FLIGHT: tl.constexpr):
     """Grid (B x channel tiles, map groups): v = alpha * the splits' partial sums, added in
     split order."""
     pid = tl.program_id(0)
@@ -298,7 +300,7 @@ def _reduce_kernel(part_ptr, v_ptr, C, K, KW, alpha, n_ctiles, n_splits,
     c = ct * BC + tl.arange(0, BC)
     offsets = k[:, None].to(tl.int64) * BC + tl.arange(0, BC)[None, :]
     acc = _sum_splits(part_ptr + (b * n_ctiles + ct) * n_splits * KW * BC, KW * BC, offsets,
-                      k[:, None] < KW, n_splits)
+                      k[:, None] < KW, n_splits, SPLITS_IN_FLIGHT)
     tl.store(v_ptr + (b * K + k[:, None]) * C + c[None, :],
              (acc * alpha).to(v_ptr.dtype.element_ty),
              mask=(k[:, None] < K) & (c[None, :] < C))
@@ -394,7 +396,8 @@ def _winners(a_b, s_ptr, lse_ptr, b, n, K, N, s_ak, s_an, KS: tl.constexpr, BP: 
 @triton.jit
 def _gather_kernel(a_ptr, s_ptr, lse_ptr, gw_ptr, sums_ptr,
                    K, N, KW, NW, n_splits, n_ptiles, s_ab, s_ak, s_an,
-                   HAS_GD: tl.constexpr, KS: tl.constexpr, BP: tl.constexpr):
+                   HAS_GD: tl.constexpr, KS: tl.constexpr, BP: tl.constexpr,
+                   SPLITS_IN_FLIGHT: tl.constexpr):
     """Grid (B x pixel tiles): gw summed over the channel splits in split order (into split 0's
     slot where there are several), and per map this tile's sum_n gw sig and the probability
     mass of the pixels the map wins (sums[b, tile, 0 / 1, k])."""
@@ -410,7 +413,8 @@ def _gather_kernel(a_ptr, s_ptr, lse_ptr, gw_ptr, sums_ptr,
         k = k0 + tl.arange(0, KS)
         a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
         rows = k[:, None].to(tl.int64) * NW + n[None, :]
-        gw = _sum_splits(gw_ptr + b * n_splits * KW * NW, KW * NW, rows, mask, n_splits)
+        gw = _sum_splits(gw_ptr + b * n_splits * KW * NW, KW * NW, rows, mask, n_splits,
+                         SPLITS_IN_FLIGHT)
         if n_splits > 1:  # the sum, for "logits", in split 0's slot
             tl.store(gw_ptr + b * n_splits * KW * NW + rows, gw, mask=mask)
         tl.store(sums_b + k, tl.sum(tl.where(mask, gw * _sigmoid(a), 0.0), axis=1), mask=k < K)
@@ -483,7 +487,8 @@ def _logits_kernel(a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, sums_ptr, ga_p
 @triton.jit
 def _epilogue_kernel(a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, ga_ptr,
                      K, N, KW, NW, n_splits, s_ab, s_ak, s_an, s_gab, s_gak, s_gan,
-                     HAS_GD: tl.constexpr, KS: tl.constexpr, BS: tl.constexpr):
+                     HAS_GD: tl.constexpr, KS: tl.constexpr, BS: tl.constexpr,
+                     SPLITS_IN_FLIGHT: tl.constexpr):
     """One program per sample whose logits are one [KS, BS] tile (KS >= K, BS >= N): "gather"
     and "logits" in one launch, every pass over registers. gw is summed over the channel
     splits in split order; the per-map sums over the sample's pixels are whole-tile sums."""
@@ -492,7 +497,8 @@ def _epilogue_kernel(a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, ga_ptr,
     n = tl.arange(0, BS)
     a, mask = _load_logits(a_ptr + b * s_ab, s_ak, s_an, k, n, K, N)
     rows = k[:, None].to(tl.int64) * NW + n[None, :]
-    gw = _sum_splits(gw_ptr + b * n_splits * KW * NW, KW * NW, rows, mask, n_splits)
+    gw = _sum_splits(gw_ptr + b * n_splits * KW * NW, KW * NW, rows, mask, n_splits,
+                     SPLITS_IN_FLIGHT)
     s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
     lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
     sig = _sigmoid(a)
@@ -697,9 +703,11 @@ def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
     if splits > 1 and C:
         launches.append(_triton.Launch("reduce", _reduce_kernel, (B * n_ctiles, groups), (
             part, pooled, C, K, KW, alpha, n_ctiles, splits),
-            dict(KG=KG, BC=BC, num_warps=NUM_WARPS),
-            bytes=part.numel() * 4 + V, in_flight_bytes=4 * KG * BC * 4,
-            steps=triton.cdiv(splits, 4), rounds=triton.cdiv(splits, 4)))
+            dict(KG=KG, BC=BC, SPLITS_IN_FLIGHT=SPLITS_IN_FLIGHT, num_warps=NUM_WARPS),
+            bytes=part.numel() * 4 + V,
+            in_flight_bytes=min(splits, SPLITS_IN_FLIGHT) * KG * BC * 4,
+            steps=triton.cdiv(splits, SPLITS_IN_FLIGHT),
+            rounds=triton.cdiv(splits, SPLITS_IN_FLIGHT)))
     return launches
 
 
@@ -729,8 +737,7 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
     F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * KW * NW * e
     GW = B * splits * K * NW * 4  # (gw's rows of padding past K are never touched)
     # The small kernels' loop iterations, each waiting for its loads.
-    split_rounds = triton.cdiv(splits, 4)  # (_sum_splits)
-    gather_steps = triton.cdiv(K, KS) * (split_rounds + 2)
+    gather_steps = triton.cdiv(K, KS) * (triton.cdiv(splits, GATHER_SPLITS_IN_FLIGHT) + 2)
     logits_steps = triton.cdiv(K, KS) * 3
     launches = [
         # (with no channels it still runs: its gw is zero)
@@ -766,10 +773,11 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
             logits, importance, logsumexp, grad_importance.contiguous(), gd, gw, grad_logits,
             K, N, KW, NW, splits, *logits.stride(), *grad_logits.stride()),
             dict(HAS_GD=has_gd, KS=epilogue["KS"], BS=epilogue["BS"],
-                 num_warps=epilogue["num_warps"]),
+                 SPLITS_IN_FLIGHT=SPLITS_IN_FLIGHT, num_warps=epilogue["num_warps"]),
             bytes=2 * A + B * splits * K * N * 4,
-            in_flight_bytes=min(splits, 4) * K * N * 4,
-            steps=split_rounds + 1, rounds=split_rounds + 1))
+            in_flight_bytes=min(splits, SPLITS_IN_FLIGHT) * K * N * 4,
+            steps=triton.cdiv(splits, SPLITS_IN_FLIGHT) + 1,
+            rounds=triton.cdiv(splits, SPLITS_IN_FLIGHT) + 1))
         return launches
     sums = features.new_empty((B, n_ptiles, 2, KW), dtype=torch.float32)
     S = sums.numel() * 4
@@ -777,9 +785,10 @@ def backward_launches(grad_pooled, grad_importance, grad_diversity, features, lo
         _triton.Launch("gather", _gather_kernel, (B * n_ptiles,), (
             logits, importance, logsumexp, gw, sums, K, N, KW, NW, splits, n_ptiles,
             *logits.stride()),
-            dict(HAS_GD=has_gd, KS=KS, BP=BP, num_warps=NUM_WARPS),
+            dict(HAS_GD=has_gd, KS=KS, BP=BP, SPLITS_IN_FLIGHT=GATHER_SPLITS_IN_FLIGHT,
+                 num_warps=NUM_WARPS),
             bytes=A + GW + (B * K * N * 4 if splits > 1 else 0) + S,
-            in_flight_bytes=min(splits, 4) * min(KS, K) * min(BP, N) * 4,
+            in_flight_bytes=min(splits, GATHER_SPLITS_IN_FLIGHT) * min(KS, K) * min(BP, N) * 4,
             steps=gather_steps, rounds=gather_steps),
         _triton.Launch("logits", _logits_kernel, (B * n_ptiles,), (
             logits, importance, logsumexp, grad_importance.contiguous(), gd, gw, sums,
