@@ -141,7 +141,9 @@ struct Tiles {
   static constexpr size_t kGradFeaturesSharedBytes =
       static_cast<size_t>(kElementSize) * (kWElements + kGvElements + kGfElements);
   // The bytes a ring stage brings from memory, what the ring keeps in flight: its tiles without
-  // their padding columns (never copied). `pixels`: a flat span's pixels (the map's N).
+  // their padding columns (never copied). `pixels`: a flat span's pixels (the map's N). (gv:
+  // kMapRows rows; a padded gv copy's rows past them, to kMapRows16, are left out, so that with
+  // one map tile this undercounts.)
   static constexpr int64_t pool_stage_bytes(int64_t pixels) {
     return int64_t{kElementSize} *
            (kPoolTileSteps ? kChannelTile * pixels : (kChannelTile + kMapRows) * kExtent);

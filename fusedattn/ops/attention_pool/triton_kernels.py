@@ -4,12 +4,13 @@ follows the CUDA kernels' (csrc/attention_pool/cuda/plan.h):
 
 Forward: "stats", one program per sample, computes the sample's statistics once (importance,
 the per-map log-sum-exp, the diversity loss) and the recalibrated maps w = s sigmoid(a) in the
-input dtype into a scratch padded to whole tiles (zero past K maps and N pixels), from one
-register-resident tile of the sample's logits where it fits (one round trip); "pool", the
+input dtype into a (K, NW) scratch, its rows padded to whole pixel chunks (zero past N), from
+one register-resident tile of the sample's logits where it fits (one round trip); "pool", the
 one pass over the features, v = alpha w f^T on tensor cores (tl.dot) per (sample, channel tile,
 pixel split, map group) program, its pixel loop software-pipelined (tl.range num_stages: cp.async
-on sm_80+); where pixel chunks were split between programs (small batches), "reduce" adds the
-splits' partial sums in a fixed order.
+on sm_80+), or where the maps are one pixel chunk a program streaming its share of the channel
+tiles with w loaded once; where pixel chunks were split between programs (small batches),
+"reduce" adds the splits' partial sums in a fixed order.
 
 Backward: "features" computes its pixel chunk's w from the logits and the saved importance, then
 reads f once and writes gf = alpha gv^T w while accumulating its channel split's share of
@@ -40,8 +41,8 @@ INTERPRETED = tl.constexpr(_triton.interpreted())
 NUM_WARPS = 4
 NUM_STAGES = 4
 MAX_GROUP_MAPS = 64
-# Splits whose partial sums "reduce" and "epilogue" load before adding any (8 elements a thread
-# each), and "gather" (its tiles hold 32 elements a thread)
+# Splits whose partial sums "epilogue" loads before adding any (tiles of 8 elements a thread),
+# "gather" (32 a thread), and "reduce" where its tile has 8 a thread (fewer for larger tiles)
 SPLITS_IN_FLIGHT = 8
 GATHER_SPLITS_IN_FLIGHT = 4
 
@@ -315,7 +316,8 @@ def _features_kernel(f_ptr, a_ptr, s_ptr, gv_ptr, gf_ptr, gw_ptr,
                      BN: tl.constexpr, STAGES: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Grid (B x pixel chunks x channel splits, map groups): the one pass over the features for
     one pixel chunk and the split's channel tiles: gf = alpha gv^T w (WRITE_GF: one map group)
-    and the split's share of gw = alpha gv f, into gw_ptr[b, split] (summed by "gather").
+    and the split's share of gw = alpha gv f, into gw_ptr[b, split] (summed by "epilogue" or
+    "gather"; rows past K are not stored).
     w: the chunk's [KG, BN] tile computed once from the logits and the saved importance (no w
     scratch, no launch to write one)."""
     pid = tl.program_id(0)
@@ -530,8 +532,9 @@ def tiles(C: int, K: int, N: int, dtype: torch.dtype) -> dict:
     """Tile sizes by a fixed rule (no autotuning: no recompilation per batch size, nothing to
     tune under torch.compile). KG: maps per group (tl.dot's k or m, >= 16, at most 64); BC x BN:
     the feature tile (32 x 32 for float32, whose exact dot runs on FMA units); KS x BS: the
-    logits tiles of the backward's "maps" (KS also the epilogue's maps per step; the forward's
-    "stats" sizes its own: stats_config); BP: pixels per epilogue program."""
+    logits tiles of the backward's "maps" (KS also "gather"'s and "logits"' maps per step);
+    BP: pixels per "gather" and "logits" program. ("stats" and the one-launch "epilogue" size
+    their own: stats_config, epilogue_config.)"""
     KG = min(MAX_GROUP_MAPS, max(16, triton.next_power_of_2(K)))
     wide = dtype != torch.float32
     BN = 64 if wide else 32
@@ -563,7 +566,8 @@ def launch_config(B: int, C: int, K: int, N: int, dtype: torch.dtype, device,
     Where the feature tiles give fewer than half of `programs` (one per SM: a small batch),
     the pixel tile is narrowed until they do (down to 16 pixels), with half the warps each time
     so that every thread still moves 16-byte vectors of the smaller tiles. (num_warps is the
-    streaming kernels'; the small per-sample kernels always run NUM_WARPS.)"""
+    streaming kernels'; "stats" and "epilogue" take theirs from stats_config and
+    epilogue_config, the other small kernels run NUM_WARPS.)"""
     config = dict(tiles(C, K, N, dtype), num_warps=NUM_WARPS, stages=NUM_STAGES)
     programs = programs or _programs_wanted(device)
     tile_count = lambda bn: (B * triton.cdiv(C, config["BC"]) * triton.cdiv(N, bn)
@@ -622,7 +626,8 @@ def _programs_wanted(device) -> int:
     return 2 * _triton.sm_count(device.index or 0) if device.type == "cuda" else 4
 
 
-# Feature bytes each SM should keep in flight to cover memory latency (the issue's target).
+# Feature bytes each SM should keep in flight to cover memory latency (as the CUDA plan's
+# kInFlightPerSm: about 4 TB/s x 1 us / 132 SMs).
 IN_FLIGHT_PER_SM = 32 * 1024
 
 
@@ -701,13 +706,13 @@ def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
             bytes=F + W + (part.numel() * 4 if splits > 1 else V), in_flight_bytes=in_flight,
             steps=per_split, streams_features=True, variant=f"maps{KG}"))
     if splits > 1 and C:
+        # (8 splits' [KG, BC] tiles in flight at 8 elements a thread, fewer for larger tiles)
+        unroll = min(SPLITS_IN_FLIGHT, max(1, SPLITS_IN_FLIGHT * 8 * 32 * NUM_WARPS // (KG * BC)))
         launches.append(_triton.Launch("reduce", _reduce_kernel, (B * n_ctiles, groups), (
             part, pooled, C, K, KW, alpha, n_ctiles, splits),
-            dict(KG=KG, BC=BC, SPLITS_IN_FLIGHT=SPLITS_IN_FLIGHT, num_warps=NUM_WARPS),
-            bytes=part.numel() * 4 + V,
-            in_flight_bytes=min(splits, SPLITS_IN_FLIGHT) * KG * BC * 4,
-            steps=triton.cdiv(splits, SPLITS_IN_FLIGHT),
-            rounds=triton.cdiv(splits, SPLITS_IN_FLIGHT)))
+            dict(KG=KG, BC=BC, SPLITS_IN_FLIGHT=unroll, num_warps=NUM_WARPS),
+            bytes=part.numel() * 4 + V, in_flight_bytes=min(splits, unroll) * KG * BC * 4,
+            steps=triton.cdiv(splits, unroll), rounds=triton.cdiv(splits, unroll)))
     return launches
 
 
