@@ -376,6 +376,23 @@ def _grad_features_kernel(w_ptr, gv_ptr, gf_ptr, C, K, N, KW, NW, alpha,
 
 
 @triton.jit
+def _tile_winner(a, mask, s, lse, k):
+    """Per pixel of a tile of maps k: the largest candidate s p (the forward's, bit for bit; -1
+    outside the maps) and the lowest map attaining it (torch.max's tie rule)."""
+    cand = tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), -1.0)
+    best = tl.max(cand, axis=0)
+    return best, tl.min(tl.where(cand == best[None, :], k[:, None], 2147483647), axis=0)
+
+
+@triton.jit
+def _diversity_gradient(p, s, k, winner, gd, won):
+    """The diversity's part of the spec's grad_logits on a tile: p (gp - sum_m p gp), where
+    gp = -gd s at the map that wins the pixel (its p summed over the pixels it wins: won)."""
+    gp = tl.where(k[:, None] == winner[None, :], -gd * s[:, None], 0.0)
+    return p * (gp - (-gd * s * won)[:, None])
+
+
+@triton.jit
 def _winners(a_b, s_ptr, lse_ptr, b, n, K, N, s_ak, s_an, KS: tl.constexpr, BP: tl.constexpr):
     """Per pixel, the lowest map k attaining max_k s[k] p[k, n] (the forward's candidates, bit
     for bit, and torch.max's tie rule), the maps scanned KS at a time in ascending order."""
@@ -386,9 +403,7 @@ def _winners(a_b, s_ptr, lse_ptr, b, n, K, N, s_ak, s_an, KS: tl.constexpr, BP: 
         a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
         s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
         lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
-        cand = tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), -1.0)
-        tile_best = tl.max(cand, axis=0)
-        tile_winner = tl.min(tl.where(cand == tile_best[None, :], k[:, None], 2147483647), axis=0)
+        tile_best, tile_winner = _tile_winner(a, mask, s, lse, k)
         replace = tile_best > best  # strictly: an earlier map keeps a tie
         best = tl.where(replace, tile_best, best)
         winner = tl.where(replace, tile_winner, winner)
@@ -480,8 +495,7 @@ def _logits_kernel(a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, sums_ptr, ga_p
         if HAS_GD:
             lse = tl.load(lse_ptr + b * K + k, mask=k < K, other=0.0)
             p = tl.where(mask, tl.exp(a - lse[:, None]), 0.0)
-            gp = tl.where(k[:, None] == winner[None, :], -gd * s[:, None], 0.0)
-            ga += p * (gp - (-gd * s * won)[:, None])
+            ga += _diversity_gradient(p, s, k, winner, gd, won)
         tl.store(ga_b + k[:, None].to(tl.int64) * s_gak + n[None, :].to(tl.int64) * s_gan,
                  ga.to(ga_ptr.dtype.element_ty), mask=mask)
 
@@ -508,18 +522,14 @@ def _epilogue_kernel(a_ptr, s_ptr, lse_ptr, gs_ptr, gd_ptr, gw_ptr, ga_ptr,
         tl.sum(tl.where(mask, gw * sig, 0.0), axis=1)
     if HAS_GD:
         gd = tl.load(gd_ptr + b)
+        _, winner = _tile_winner(a, mask, s, lse, k)
         p = tl.where(mask, tl.exp(a - lse[:, None]), 0.0)
-        # the forward's candidates s p, bit for bit; the lowest map wins a tie (torch.max's rule)
-        cand = tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), -1.0)
-        best = tl.max(cand, axis=0)
-        winner = tl.min(tl.where(cand == best[None, :], k[:, None], 2147483647), axis=0)
-        wins = k[:, None] == winner[None, :]
-        won = tl.sum(tl.where(wins, p, 0.0), axis=1)
+        won = tl.sum(tl.where(k[:, None] == winner[None, :], p, 0.0), axis=1)
         gs_tot -= gd * won
     gg = s * (gs_tot - tl.sum(s * gs_tot, axis=0))
     ga = (s[:, None] * gw + gg[:, None] / N) * sig * (1.0 - sig)
     if HAS_GD:
-        ga += p * (tl.where(wins, -gd * s[:, None], 0.0) - (-gd * s * won)[:, None])
+        ga += _diversity_gradient(p, s, k, winner, gd, won)
     ga_b = ga_ptr + b * s_gab
     tl.store(ga_b + k[:, None].to(tl.int64) * s_gak + n[None, :].to(tl.int64) * s_gan,
              ga.to(ga_ptr.dtype.element_ty), mask=mask)
