@@ -95,22 +95,46 @@ def test_stats_logit_cache_either_side_of_its_size(hw):
         check_against_reference("cuda", f, a)
 
 
-@pytest.mark.parametrize("K", [2944, 2945])
-def test_one_launch_epilogue_either_side_of_its_shared_memory(K):
-    """Where a sample's pixels are one tile, the backward's gather and logits are one launch
-    whose per-map sums take 4 K floats of shared memory, 48 KB at most (K = 2944); past that
-    (2945) the two launches take over. Both must match the reference."""
+def _backward_launches(B, C, K, N, element_size=4):
+    """The backward launches the plan makes (plan_dump) for a dense NCHW call."""
     from fusedattn.sass_report import report
+    program = report.plan_program(report.op_reports()["attention_pool"])
+    # plan_dump B C K N element_size sb sc sn sm_count
+    plan = json.loads(subprocess.run([str(program), *map(str, (B, C, K, N, element_size, C * N,
+                                                               N, 1, 132))],
+                                     check=True, capture_output=True, text=True).stdout)
+    return {launch["name"] for launch in plan["backward"] if launch["grid"][0] > 0}
+
+
+@pytest.mark.parametrize("K", [3056, 3057])
+def test_one_launch_epilogue_either_side_of_its_shared_memory(K):
+    """Where a sample's pixels fit one block, the backward's gather and logits are one launch
+    whose shared memory (its one warp's sums, 64 floats, and the per-map sums, 4 K floats) stays
+    within 48 KB (K = 3056 at 4 pixels); past that (3057) the two launches take over. Both must
+    match the reference."""
     device = require_backend("cuda", torch.float32)
     f, a = make_inputs(1, 8, 2, 2, K, device=device)
     check_against_reference("cuda", f, a)
-    program = report.plan_program(report.op_reports()["attention_pool"])
-    # plan_dump B C K N element_size sb sc sn sm_count
-    plan = json.loads(subprocess.run([str(program), "1", "8", str(K), "4", "4", "32", "4", "1",
-                                      "132"], check=True, capture_output=True, text=True).stdout)
-    launched = {launch["name"] for launch in plan["backward"] if launch["grid"][0] > 0}
-    assert ("epilogue" in launched) == (K == 2944)
-    assert ("gather" in launched and "logits" in launched) == (K == 2945)
+    launched = _backward_launches(1, 8, K, 4)
+    assert ("epilogue" in launched) == (K == 3056)
+    assert ("gather" in launched and "logits" in launched) == (K == 3057)
+
+
+@pytest.mark.parametrize("hw,K", [((16, 32), 8), ((19, 27), 8), ((17, 19), 33), ((23, 23), 33)],
+                         ids=["512px-K8", "513px-K8", "323px-K33", "529px-K33"])
+def test_one_launch_epilogue_up_to_512_pixels(hw, K):
+    """"epilogue" (a thread a pixel, a block a sample) up to 512 pixels, with a pixel's maps held
+    in registers (K <= 8) or loaded in batches (K = 33) and a short last warp (323); past 512
+    pixels, "gather" and "logits" over pixel tiles of 256. Both must match the reference, in
+    both layouts."""
+    device = require_backend("cuda", torch.float32)
+    N = hw[0] * hw[1]
+    launched = _backward_launches(2, 17, K, N)
+    assert ("epilogue" in launched) == (N <= 512)
+    assert ("gather" in launched and "logits" in launched) == (N > 512)
+    for layout in ("contiguous", "channels_last"):
+        f, a = make_inputs(2, 17, *hw, K, device=device, layout=layout)
+        check_against_reference("cuda", f, a)
 
 
 def _pool_plan(B, C, K, N, element_size, strides, sm_count):

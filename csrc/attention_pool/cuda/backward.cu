@@ -5,7 +5,7 @@
 // (tensor cores both, a cp.async ring over the split's channel tiles), and, where several map
 // groups leave gf to "grad_features", its w tile for that to read; "gather" sums the splits' gw
 // in a fixed order and each pixel tile's per-map sums; "logits" applies the spec's epilogue
-// (docs/attention_pool.md) and writes grad_logits; where a sample's pixels are one tile,
+// (docs/attention_pool.md) and writes grad_logits; where a sample's pixels fit one block,
 // "epilogue" does both in one launch.
 // Deterministic: no atomics, every sum in a fixed order.
 #include "common.cuh"
@@ -393,15 +393,16 @@ __device__ __forceinline__ void for_each_pixel_map(const HeldMaps& held, const E
 }
 
 // Per pixel: gw summed over the channel splits (in split order, into split 0's slot); per map,
-// over the block's pixel tile: sum_n gw sig, and the probability mass of the pixels the map
-// wins, into sums[0][K] and sums[1][K]. Maps go kGatherMaps at a time: each warp's sums
-// (shuffles) meet in warp_sums ([2][kGatherMaps][warps] shared floats), added in warp order
-// once per group of maps, not a block-wide sum per map. Ends with a barrier.
+// over the block's pixel tile (a thread a pixel, whole warps): sum_n gw sig, and the
+// probability mass of the pixels the map wins, into sums[0][K] and sums[1][K]. Maps go
+// kGatherMaps at a time: each warp's sums (shuffles) meet in warp_sums ([2][kGatherMaps][warps]
+// shared floats), added in warp order once per group of maps, not a block-wide sum per map.
+// Ends with a barrier.
 template <typename T>
 __device__ void gather_pixel_tile(const EpilogueArgs& p, int64_t b, int64_t n,
                                   const HeldMaps& held, const PixelWinner& winner,
                                   float* warp_sums, float* sums) {
-  constexpr int kWarps = kEpilogueThreads / 32;
+  const int warps = static_cast<int>(blockDim.x / 32);
   const bool in = n < p.N;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
@@ -422,16 +423,15 @@ __device__ void gather_pixel_tile(const EpilogueArgs& p, int64_t b, int64_t n,
       const float gw_sig = warp_sum(in ? total * fm::sigmoid(x) : 0.f);
       const float won = warp_sum(winner.winner == k ? fm::pixel_prob(x, lse_k) : 0.f);
       if (lane == 0) {
-        warp_sums[i * kWarps + warp] = gw_sig;
-        warp_sums[(kGatherMaps + i) * kWarps + warp] = won;
+        warp_sums[i * warps + warp] = gw_sig;
+        warp_sums[(kGatherMaps + i) * warps + warp] = won;
       }
     });
     __syncthreads();
-    const int t = static_cast<int>(threadIdx.x);
-    if (t < 2 * maps) {
+    for (int t = static_cast<int>(threadIdx.x); t < 2 * maps; t += static_cast<int>(blockDim.x)) {
       const int which = t / maps, j = t % maps;
       float total = 0.f;
-      for (int w = 0; w < kWarps; ++w) total += warp_sums[(which * kGatherMaps + j) * kWarps + w];
+      for (int w = 0; w < warps; ++w) total += warp_sums[(which * kGatherMaps + j) * warps + w];
       sums[which * p.K + k0 + j] = total;
     }
     __syncthreads();  // warp_sums is free for the next group; the sums are written
@@ -445,7 +445,7 @@ __device__ void importance_grads(const EpilogueArgs& p, int64_t b, const float* 
                                  int64_t tiles, float* gg, float* p_dot_gp) {
   const float* s = p.importance + b * p.K;
   const float gd = p.grad_diversity != nullptr ? p.grad_diversity[b] : 0.f;
-  for (int64_t k = threadIdx.x; k < p.K; k += kEpilogueThreads) {
+  for (int64_t k = threadIdx.x; k < p.K; k += blockDim.x) {
     float gw_sig = 0.f, won = 0.f;
     for (int64_t i = 0; i < tiles; ++i) {
       gw_sig += sums[i * 2 * p.K + k];
@@ -521,12 +521,13 @@ __global__ void __launch_bounds__(kEpilogueThreads) logits_kernel(EpilogueArgs p
   if (n < p.N) write_grad_logits<T>(p, b, n, held, winner_at<T>(p, b, n, held), gg, p_dot_gp);
 }
 
-// "gather" and "logits" in one launch where a sample's pixels are one tile: a block per
-// sample, its per-map sums its own (shared memory), each pixel's winner found once.
+// "gather" and "logits" in one launch where a sample's pixels fit one block (a thread a pixel,
+// whole warps, kEpilogueMaxThreads at most): a block per sample, its per-map sums its own
+// (shared memory), each pixel's winner found once.
 template <typename T>
-__global__ void __launch_bounds__(kEpilogueThreads) epilogue_kernel(EpilogueArgs p) {
+__global__ void __launch_bounds__(kEpilogueMaxThreads) epilogue_kernel(EpilogueArgs p) {
   float* warp_sums = dynamic_shared_memory<float>();  // [2][kGatherMaps][warps]
-  float* sums = warp_sums + 2 * kGatherMaps * (kEpilogueThreads / 32);  // [2][K]
+  float* sums = warp_sums + 2 * kGatherMaps * (blockDim.x / 32);  // [2][K]
   float* gg = sums + 2 * p.K;                                           // [K]
   float* p_dot_gp = gg + p.K;                                           // [K]
   const int64_t b = blockIdx.x, n = threadIdx.x;

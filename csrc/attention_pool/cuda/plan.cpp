@@ -265,11 +265,13 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   p.gv_scratch_elements = p.gv_direct ? 0 : static_cast<size_t>(B * p.gv_rows * p.gv_cols);
   p.w_scratch_elements = p.map_groups > 1 ? static_cast<size_t>(B * p.w_rows * p.w_cols) : 0;
   p.gw_floats = static_cast<size_t>(B * p.channel_splits * p.w_rows * p.w_cols);
-  // "epilogue" where a sample's pixels are one tile and its shared memory (the sums, 4 K
-  // floats) needs no opt-in past the default, which leaves any K to gather and logits
+  // "epilogue" where a sample's pixels fit one block (a thread a pixel, whole warps) and its
+  // shared memory (the warps' sums and the per-map sums, 4 K floats) needs no opt-in past the
+  // default, which leaves any K to gather and logits
+  const int epilogue_threads = static_cast<int>(ceil_div(N > 0 ? N : 1, 32) * 32);
   const size_t epilogue_shared =
-      (2 * kGatherMaps * (kEpilogueThreads / 32) + 4 * static_cast<size_t>(K)) * sizeof(float);
-  const bool one_tile = p.pixel_blocks == 1 &&
+      (2 * kGatherMaps * (epilogue_threads / 32) + 4 * static_cast<size_t>(K)) * sizeof(float);
+  const bool one_tile = N <= kEpilogueMaxThreads &&
                         epilogue_shared <= fusedattn::cuda::kDefaultSharedMemoryPerBlock;
   p.sums_floats = one_tile ? 0 : static_cast<size_t>(B * p.pixel_blocks * 2 * K);
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
@@ -329,9 +331,10 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
     // (held: the pixel's maps once, then the importance gradients' loads; else the winner's
     // round trips once, then gather's and logits' passes over the maps, gw's split totals read
     // back from what the same thread wrote)
-    p.epilogue = {B, 1, kEpilogueThreads, epilogue_shared,
+    p.epilogue = {B, 1, epilogue_threads, epilogue_shared,
                   held ? A + GwRead + B * K * N * 4 : 3 * A + GwRead + 2 * B * K * N * 4,
-                  p.gather.in_flight_bytes, K, held ? hold_rounds + 1 : 1 + 3 * batches};
+                  epilogue_threads * kLogitBatch * (4 * splits_in_flight + e), K,
+                  held ? hold_rounds + 1 : 1 + 3 * batches};
     p.gather = {};
     p.logits = {};
   }

@@ -19,8 +19,8 @@
 // w and its channel split's share of gw = alpha gv f, both on tensor cores),
 // then two small launches over (sample, pixel tile): "gather" sums the splits'
 // gw and each tile's per-map sums, "logits" applies the spec's epilogue to write grad_logits;
-// where a sample's pixels are one tile, one launch, "epilogue", does both (its block's sums are
-// the sample's).
+// where a sample's pixels fit one block (kEpilogueMaxThreads), one launch, "epilogue", does
+// both (its block's sums are the sample's).
 #pragma once
 
 #include <cstddef>
@@ -70,7 +70,10 @@ constexpr int kPadGvThreads = 256;
 constexpr int kPadGvRows = 16;
 constexpr int kPadGvUnroll = 16;
 constexpr int kPadGvColumns = 512;  // and the columns (a large map's rows split between blocks)
-constexpr int kEpilogueThreads = 256;
+constexpr int kEpilogueThreads = 256;  // "gather" and "logits": a pixel tile
+// "epilogue" (gather and logits in one launch, a block per sample) where a sample's pixels are
+// at most this many: a thread a pixel, in whole warps (20x20's 400 pixels: one launch, not two)
+constexpr int kEpilogueMaxThreads = 512;
 constexpr int kReduceThreads = 256;  // divides 8 x kChannelTile: a map tile's partials
 constexpr int kReduceBatch = 16;    // a "reduce" thread's partials in flight
 constexpr int kGatherMaps = 32;  // maps "gather" sums between two barriers
@@ -220,7 +223,7 @@ struct BackwardPlan {
   int map_tiles;
   int64_t map_groups, w_rows, w_cols, channel_tiles, pixel_chunks;
   int64_t channel_splits, tiles_per_split;
-  int64_t pixel_blocks;     // the epilogue's pixel tiles per sample
+  int64_t pixel_blocks;     // "gather"'s and "logits"' pixel tiles per sample
   // gv as "features" reads it: straight from grad_pooled (B, K, C) where its rows are whole
   // 16-byte chunks at a 16-byte aligned address (gv_rows K, gv_cols C), else from a copy
   // "pad_gv" writes, rows and row length padded (gv_rows w_rows, gv_cols C rounded up to whole
@@ -229,7 +232,7 @@ struct BackwardPlan {
   int64_t gv_rows, gv_cols;
   int64_t pad_gv_column_windows;  // "pad_gv": kPadGvColumns-column windows of its row tiles
   Launch pad_gv, features, grad_features, gather, logits;
-  Launch epilogue;          // in gather's and logits' place where pixel_blocks is 1
+  Launch epilogue;          // in gather's and logits' place where a sample is one block
   // Unless gv_direct, the padded gv; where several map groups, w (B, w_rows, w_cols) for
   // "grad_features" (both the input dtype); each channel split's gw (B, splits, w_rows,
   // w_cols); each pixel tile's per-map sums (none with "epilogue").
