@@ -40,7 +40,13 @@ FLAVORS = {
     "tsan": ["-fsanitize=thread"],
     "asan": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
              "-fno-sanitize-recover=undefined"],
+    # The mutants' ASan build: no UBSan, which checks nothing they plant (each must be reported
+    # by ASan or the emulator) and doubles the compile time of every translation unit a mutant
+    # rebuilds.
+    "asan_mutants": ["-fsanitize=address", "-fno-omit-frame-pointer"],
 }
+CLEAN_FLAVORS = ("tsan", "asan")
+MUTANT_FLAVORS = {"tsan": "tsan", "asan": "asan_mutants"}
 # A report ends the process with the sanitizer's exit code; the driver's own failures exit 1.
 ENV = {
     "TSAN_OPTIONS": "exitcode=66 halt_on_error=1",
@@ -49,7 +55,7 @@ ENV = {
 }
 # The TSan runs are long (every emulated thread is a fiber): optimized. The ASan + UBSan runs are
 # short, but that build compiles 2.6x slower at -O1 than at -O0, and every mutant rebuilds it.
-OPTIMIZATION = {"tsan": "-O1", "asan": "-O0"}
+OPTIMIZATION = {"tsan": "-O1", "asan": "-O0", "asan_mutants": "-O0"}
 REPORTS = ("ThreadSanitizer", "AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 
@@ -101,10 +107,12 @@ def build(op: str, csrc: Path, flavor: str, out: Path) -> Path:
     return exe
 
 
-def run(exe: Path, args: list[str], env: dict | None = None) -> tuple[int, str]:
+def run(exe: Path, args: list[str], env: dict | None = None) -> tuple[int, str, float]:
+    """(exit code, output, seconds) of one run of a driver."""
+    start = time.time()
     proc = subprocess.run([str(exe), *args], capture_output=True, text=True,
                           env={**os.environ, **ENV, **(env or {})}, timeout=900)
-    return proc.returncode, proc.stdout + proc.stderr
+    return proc.returncode, proc.stdout + proc.stderr, time.time() - start
 
 
 def load_plan(op: str):
@@ -119,12 +127,13 @@ def load_plan(op: str):
 def clean_runs(op: str, plan, exes: dict) -> int:
     failures = 0
     results = in_parallel(lambda c: run(exes[c[0]], c[1], c[2]), plan.CLEAN)
-    for (flavor, args, env), (code, output) in zip(plan.CLEAN, results):
+    for (flavor, args, env), (code, output, seconds) in zip(plan.CLEAN, results):
         reported = any(r in output for r in REPORTS)
         ok = code == 0 and not reported
         failures += not ok
         setting = " ".join(f"{k}={v}" for k, v in (env or {}).items())
-        print(f"  {'ok    ' if ok else 'FAILED'} {flavor} {' '.join(args)} {setting}".rstrip())
+        print(f"  {'ok    ' if ok else 'FAILED'} {seconds:5.1f} s {flavor} {' '.join(args)} "
+              f"{setting}".rstrip())
         if not ok:
             print(output[-3000:])
     return failures
@@ -142,8 +151,8 @@ def mutant_run(op: str, mutant, work: Path) -> tuple[bool, str]:
         return False, (f"  MUTANT NOT PLANTED {mutant.name}: {mutant.file} holds its text "
                        f"{text.count(mutant.old)} times (update {op}_plan.py to the kernels)")
     target.write_text(text.replace(mutant.old, mutant.new))
-    exe = build(op, copy, mutant.flavor, copy.parent)
-    code, output = run(exe, mutant.args, mutant.env)
+    exe = build(op, copy, MUTANT_FLAVORS[mutant.flavor], copy.parent)
+    code, output, _ = run(exe, mutant.args, mutant.env)
     caught = code != 0 and all(re.search(p, output) for p in mutant.expect)
     line = (f"  {'caught  ' if caught else 'SURVIVED'} {mutant.name} ({mutant.flavor}, "
             f"exit {code}): {mutant.why}")
@@ -176,7 +185,7 @@ def main(argv=None) -> int:
             plan.MUTANTS = [m for m in plan.MUTANTS if m.name in args.mutant]
         start = time.time()
         print(f"== {op}: clean kernels under ThreadSanitizer and AddressSanitizer + UBSan")
-        exes = {flavor: build(op, ROOT / "csrc", flavor, CACHE / op) for flavor in FLAVORS}
+        exes = {flavor: build(op, ROOT / "csrc", flavor, CACHE / op) for flavor in CLEAN_FLAVORS}
         if not args.mutant:
             status |= clean_runs(op, plan, exes) != 0
         if not args.clean:
