@@ -13,8 +13,8 @@ orders show any dependence on the order blocks run in.
 
 from mutant import Mutant  # tests/emulation/mutant.py (sanitize.py puts it on the path)
 
-CASES = ["tiles", "maps33", "gather33", "maps64", "maps9", "maps70", "small_map", "one_pixel",
-         "no_channels", "uncached"]
+CASES = ["tiles", "maps33", "wide_epilogue", "maps64", "maps9", "maps70", "small_map",
+         "one_pixel", "no_channels", "uncached"]
 LAYOUTS = ["nchw", "nhwc", "dense", "rows8"]
 ONE_SM = {"FUSEDATTN_EMULATE_SM_COUNT": "1"}
 
@@ -46,7 +46,7 @@ CLEAN += [
     ("tsan", ["small_map", "bfloat16", "dense"], ONE_SM),
     ("tsan", ["maps70", "float16", "rows8"], ONE_SM),
     ("tsan", ["maps33", "bfloat16", "nhwc"], ONE_SM),
-    ("tsan", ["gather33", "bfloat16", "nchw"], ONE_SM),
+    ("tsan", ["wide_epilogue", "bfloat16", "nchw"], ONE_SM),
     ("tsan", ["one_pixel", "float32", "nhwc"], None),
 ]
 

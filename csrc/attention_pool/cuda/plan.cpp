@@ -265,13 +265,17 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   p.gv_scratch_elements = p.gv_direct ? 0 : static_cast<size_t>(B * p.gv_rows * p.gv_cols);
   p.w_scratch_elements = p.map_groups > 1 ? static_cast<size_t>(B * p.w_rows * p.w_cols) : 0;
   p.gw_floats = static_cast<size_t>(B * p.channel_splits * p.w_rows * p.w_cols);
-  // "epilogue" where a sample's pixels fit one block (a thread a pixel, whole warps) and its
-  // shared memory (the warps' sums and the per-map sums, 4 K floats) needs no opt-in past the
-  // default, which leaves any K to gather and logits
+  // "epilogue" where a sample's pixels fit one block (a thread a pixel, whole warps: one tile,
+  // or up to kEpilogueMaxThreads where the block holds a pixel's maps in registers; a block of
+  // more warps that walks the maps in batches makes its 1 + 3 batches round trips at one block
+  // an SM, slower than gather's and logits' tiles) and its shared memory (the warps' sums and
+  // the per-map sums, 4 K floats) needs no opt-in past the default, which leaves any K to
+  // gather and logits
+  const bool held = K <= kLogitBatch;
   const int epilogue_threads = static_cast<int>(ceil_div(N > 0 ? N : 1, 32) * 32);
   const size_t epilogue_shared =
       (2 * kGatherMaps * (epilogue_threads / 32) + 4 * static_cast<size_t>(K)) * sizeof(float);
-  const bool one_tile = N <= kEpilogueMaxThreads &&
+  const bool one_tile = (N <= kEpilogueThreads || (N <= kEpilogueMaxThreads && held)) &&
                         epilogue_shared <= fusedattn::cuda::kDefaultSharedMemoryPerBlock;
   p.sums_floats = one_tile ? 0 : static_cast<size_t>(B * p.pixel_blocks * 2 * K);
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
@@ -315,7 +319,6 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   // winner (as many round trips); gather's loads of a batch: the logit and every split's gw.
   // "epilogue", where K <= kLogitBatch, holds the pixel's maps instead (hold_maps: the logits,
   // s, lse and every split's gw, four splits' loads in flight together) and reads none again.)
-  const bool held = K <= kLogitBatch;
   const int64_t batches = ceil_div(K, kLogitBatch);
   const int64_t splits_in_flight = p.channel_splits < 4 ? p.channel_splits : 4;
   const int64_t hold_rounds = ceil_div(p.channel_splits, 4);

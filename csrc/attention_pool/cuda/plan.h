@@ -19,7 +19,7 @@
 // w and its channel split's share of gw = alpha gv f, both on tensor cores),
 // then two small launches over (sample, pixel tile): "gather" sums the splits'
 // gw and each tile's per-map sums, "logits" applies the spec's epilogue to write grad_logits;
-// where a sample's pixels fit one block (kEpilogueMaxThreads), one launch, "epilogue", does
+// where a sample's pixels fit one block (plan.cpp says when), one launch, "epilogue", does
 // both (its block's sums are the sample's).
 #pragma once
 
@@ -71,8 +71,9 @@ constexpr int kPadGvRows = 16;
 constexpr int kPadGvUnroll = 16;
 constexpr int kPadGvColumns = 512;  // and the columns (a large map's rows split between blocks)
 constexpr int kEpilogueThreads = 256;  // "gather" and "logits": a pixel tile
-// "epilogue" (gather and logits in one launch, a block per sample) where a sample's pixels are
-// at most this many: a thread a pixel, in whole warps (20x20's 400 pixels: one launch, not two)
+// "epilogue" (gather and logits in one launch, a block per sample, a thread a pixel in whole
+// warps) where a sample's pixels are one tile, or at most this many where K <= kLogitBatch
+// (20x20's 400 pixels: one launch, not two)
 constexpr int kEpilogueMaxThreads = 512;
 constexpr int kReduceThreads = 256;  // divides 8 x kChannelTile: a map tile's partials
 constexpr int kReduceBatch = 16;    // a "reduce" thread's partials in flight
