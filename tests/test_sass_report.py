@@ -77,6 +77,11 @@ def test_occupancy_and_waves():
                                bytes=1e6, in_flight_per_block=16e3, instructions_per_block=0)
     # One block with 16 KB in flight: Little's law, 16 KB per microsecond.
     assert model.launch_time(gpu, starved) == pytest.approx(1e6 / 16e3 * gpu.latency_s + gpu.launch_s)
+    # A block that moves 1 KB keeps at most that in flight, whatever its plan's capacity: one
+    # round trip for its bytes, not a fraction of one.
+    small = model.LaunchCost("k", ctas=132, threads=128, registers=32, shared_bytes=0,
+                             bytes=132e3, in_flight_per_block=64e3, instructions_per_block=0)
+    assert model.launch_time(gpu, small) == pytest.approx(gpu.latency_s + gpu.launch_s)
 
 
 def _library():

@@ -83,12 +83,15 @@ def launch_time(gpu: Gpu, launch: LaunchCost) -> float:
         raise ValueError(f"{launch.kernel}: no block fits on an SM")
     slots = per_sm * gpu.sms
     bytes_per_block = launch.bytes / launch.ctas
+    # (a block cannot keep more bytes in flight than it moves: a plan's figure is the capacity of
+    # its loads, which a block of a few pixels, or a small sample, never fills)
+    in_flight = min(launch.in_flight_per_block, bytes_per_block)
     t, remaining = gpu.launch_s, launch.ctas
     while remaining > 0:
         active = min(remaining, slots)
         sms_used = min(gpu.sms, active)  # the scheduler spreads blocks over the SMs first
         bandwidth = min(gpu.copy_bytes_per_s,
-                        active * launch.in_flight_per_block / gpu.latency_s,
+                        active * in_flight / gpu.latency_s,
                         sms_used * gpu.sm_bytes_per_s)
         t_memory = active * bytes_per_block / bandwidth if bandwidth > 0 else 0.0
         t_issue = (active * launch.instructions_per_block /

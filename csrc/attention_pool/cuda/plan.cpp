@@ -209,13 +209,13 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
                                : kStatsUnroll;
   const int64_t second_pass_rounds =
       p.cache_logits ? 0 : ceil_div(p.w_cols, kStatsThreads) * ceil_div(K, kLogitBatch);
-  // (a span's copy: the sample's logits all in flight, one round trip; w's stores after it
-  // keep as many bytes in flight as the other path's loads)
+  // (a span's copy: the sample's logits all in flight, one round trip; else the lanes' loads,
+  // at most the sample's logits; w's stores after them keep as many bytes in flight)
   p.stats = {B, 1, kStatsThreads,
              static_cast<size_t>(stats_shared_floats(K)) * sizeof(float) +
                  (p.cache_logits ? static_cast<size_t>(K * N * e) : 0),
              A + W + B * (2 * K + 1) * 4,
-             std::max(p.span_logits ? K * N * e : 0, kStatsThreads * per_lane * e),
+             p.span_logits ? K * N * e : std::min(K * N * e, kStatsThreads * per_lane * e),
              ceil_div(K * N, kStatsThreads * per_lane),
              p.span_logits ? 1 : stats_rounds(K, N, per_lane) + second_pass_rounds};
   if (p.pixel_splits > 1 && C > 0) {
@@ -320,15 +320,16 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   // "epilogue", where K <= kLogitBatch, holds the pixel's maps instead (hold_maps: the logits,
   // s, lse and every split's gw, four splits' loads in flight together) and reads none again.)
   const int64_t batches = ceil_div(K, kLogitBatch);
+  const int64_t batch_maps = K < kLogitBatch ? K : kLogitBatch;  // a thread's loads of a batch
   const int64_t splits_in_flight = p.channel_splits < 4 ? p.channel_splits : 4;
   const int64_t hold_rounds = ceil_div(p.channel_splits, 4);
   p.gather = {B * p.pixel_blocks, 1, kEpilogueThreads,
               2 * kGatherMaps * (kEpilogueThreads / 32) * sizeof(float),
               A + GwRead + B * K * N * 4 + Sums,
-              kEpilogueThreads * kLogitBatch * (4 * splits_in_flight + e),
+              kEpilogueThreads * batch_maps * (4 * splits_in_flight + e),
               K, 1 + 2 * batches};
   p.logits = {B * p.pixel_blocks, 1, kEpilogueThreads, 2 * static_cast<size_t>(K) * sizeof(float),
-              2 * A + B * K * N * 4 + Sums, kEpilogueThreads * kLogitBatch * (4 + e), K,
+              2 * A + B * K * N * 4 + Sums, kEpilogueThreads * batch_maps * (4 + e), K,
               1 + 2 * batches};
   if (one_tile) {
     // (held: the pixel's maps once, then the importance gradients' loads; else the winner's
@@ -336,7 +337,7 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
     // back from what the same thread wrote)
     p.epilogue = {B, 1, epilogue_threads, epilogue_shared,
                   held ? A + GwRead + B * K * N * 4 : 3 * A + GwRead + 2 * B * K * N * 4,
-                  epilogue_threads * kLogitBatch * (4 * splits_in_flight + e), K,
+                  epilogue_threads * batch_maps * (4 * splits_in_flight + e), K,
                   held ? hold_rounds + 1 : 1 + 3 * batches};
     p.gather = {};
     p.logits = {};
