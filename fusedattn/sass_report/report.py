@@ -52,8 +52,10 @@ class Compiled:
     streams_features: bool
     aligned: Optional[bool]
     sass: sass.Kernel
+    # The launch the record describes: the last of the spec shapes' launches (threads, which the
+    # CUDA epilogue's follow N, shared memory and in-flight bytes all from that one launch).
     threads: int = 0
-    shared_bytes: int = 0
+    shared_bytes: int = 0          # dynamic
     in_flight_bytes_per_block: int = 0
     ctas: dict = field(default_factory=dict)
     estimate_pct_copy_bw: dict = field(default_factory=dict)
@@ -61,10 +63,17 @@ class Compiled:
     def key(self):
         return (self.backend, self.op, self.kernel, self.dtype, self.variant)
 
+    def blocks_per_sm(self, gpu: model.Gpu, threads: int, shared_bytes: int) -> int:
+        return model.blocks_per_sm(gpu, threads, self.sass.registers,
+                                   shared_bytes + self.sass.shared_static_bytes)
+
+    def describe(self, launch: dict) -> None:
+        self.threads, self.shared_bytes, self.in_flight_bytes_per_block = (
+            launch["threads"], launch["shared_bytes"], launch["in_flight_bytes"])
+
     def record(self, gpu: model.Gpu) -> dict:
         hot = self.sass.hot_loop()
-        per_sm = (model.blocks_per_sm(gpu, self.threads, self.sass.registers, self.shared_bytes)
-                  if self.threads else None)
+        per_sm = self.blocks_per_sm(gpu, self.threads, self.shared_bytes) if self.threads else None
         return {
             "backend": self.backend, "op": self.op, "kernel": self.kernel, "dtype": self.dtype,
             "variant": self.variant, "streams_features": self.streams_features,
@@ -230,9 +239,7 @@ def run(gpu: model.Gpu = model.H200, jobs: int = 2, with_triton: bool = True,
                                 seconds = model.launch_time(gpu, cost)
                                 total += seconds
                                 label = f"{shape.label}/{layout}"
-                                c.threads = launch["threads"]
-                                c.shared_bytes = max(c.shared_bytes, launch["shared_bytes"])
-                                c.in_flight_bytes_per_block = launch["in_flight_bytes"]
+                                c.describe(launch)
                                 c.ctas[label] = launch["ctas"]
                                 c.estimate_pct_copy_bw[label] = round(
                                     model.pct_of_copy(gpu, launch["bytes"], seconds), 1)
