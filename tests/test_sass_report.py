@@ -84,6 +84,37 @@ def test_occupancy_and_waves():
     assert model.launch_time(gpu, small) == pytest.approx(gpu.latency_s + gpu.launch_s)
 
 
+@pytest.mark.skipif(not sass.nvcc_available(), reason="needs nvcc (CUDA_HOME)")
+def test_one_disassembly_of_many_cubins_reads_each_as_alone(tmp_path):
+    """sass.disassemble reads cubins' code back to back in one nvdisasm run: each function's
+    instructions, addresses and branch targets must be those of its cubin read alone (the
+    copy kernel twice, so that the second copy's addresses are rebased, and a cubin of two
+    kernels between them)."""
+    from fusedattn.sass_report.report import CACHE, CSRC
+    copy = sass.compile_cuda(ROOT / "fusedattn" / "sass_report" / "copy_kernel.cu", CSRC, CACHE)
+    source = tmp_path / "two.cu"
+    source.write_text("""
+__global__ void scale(float* x, int n) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) x[i] *= 2.f;
+}
+__global__ void fill(float* x, int n) { if (threadIdx.x < n) x[threadIdx.x] = 1.f; }
+""")
+    other = sass.compile_cuda(source, CSRC, tmp_path)
+    together = sass.disassemble([copy, other, copy])
+    for cubin, functions in zip([copy, other, copy], together):
+        alone = sass.parse_sass(subprocess.run(
+            [str(sass.nvdisasm()), "--no-dataflow", "--print-code", str(cubin)],
+            capture_output=True, text=True, check=True).stdout)
+        assert functions.keys() == alone.keys()
+        for name, instructions in alone.items():
+            assert [(i.address, i.predicate, i.opcode, i.branch_target())
+                    for i in functions[name]] == [
+                (i.address, i.predicate, i.opcode, i.branch_target()) for i in instructions]
+    assert len(together[1]) == 2  # scale and fill
+    (rebased,) = together[2].values()  # the copy kernel's loop branches back, rebased
+    assert any(i.branch_target() is not None for i in rebased)
+
+
 def _library():
     """The built extension's path when it holds sm_90 code (make test builds it), else None."""
     import fusedattn

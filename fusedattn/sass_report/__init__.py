@@ -2,7 +2,7 @@
 
 No GPU needed. Every op's CUDA kernels are compiled for sm_90 by nvcc (the code-generating
 flags of setup.py) and its Triton kernels by Triton for sm_90, each with the specialization its
-real launches get; the SASS is read with cuobjdump. Per kernel, dtype and variant the report
+real launches get; the SASS is read with cuobjdump and nvdisasm. Per kernel, dtype and variant the report
 gives: backend, op, kernel, dtype, variant, streams_features (it reads or writes the op's big
 tensors), registers, spill_bytes, shared_bytes, threads, blocks_per_sm, in_flight_bytes_per_sm,
 hot_loop_global_access_bits (the widths of the global accesses inside its loops),

@@ -135,7 +135,7 @@ def cuda_plan(report, program: Path, shape, layout: str, dtype: torch.dtype,
 @functools.lru_cache(maxsize=None)
 def _library_kernels(library: Path) -> list:
     """A built library's sm_90 kernels, read once for every op."""
-    return sass.read_cubin(library, ARCH)
+    return sass.read_library(library, ARCH)
 
 
 def compile_cuda_kernels(report, jobs: int, library: Optional[Path] = None) -> list[Compiled]:
@@ -147,9 +147,9 @@ def compile_cuda_kernels(report, jobs: int, library: Optional[Path] = None) -> l
             raise RuntimeError(f"{library} holds no {ARCH} code (build with "
                                f"FUSEDATTN_CUDA_ARCHS including 9.0)")
     else:
-        kernels = [k for source in report.CUDA_SOURCES
-                   for k in sass.read_cubin(sass.compile_cuda(CSRC / source, CSRC, CACHE, ARCH,
-                                                              jobs))]
+        cubins = [sass.compile_cuda(CSRC / source, CSRC, CACHE, ARCH, jobs)
+                  for source in report.CUDA_SOURCES]
+        kernels = [k for per_cubin in sass.read_cubins(cubins, ARCH) for k in per_cubin]
     found = []
     for k in kernels:
             ident = report.identify_cuda(k.name)
@@ -207,7 +207,9 @@ def run(gpu: model.Gpu = model.H200, jobs: int = 2, with_triton: bool = True,
         by_key = {c.key(): c for c in kernels}
         compiled += kernels
         program = plan_program(report) if kernels else None
-        triton_cache = {}
+        with_op_triton = with_triton and hasattr(report, "triton_launches")
+        triton_cache = (compile_triton_kernels(report, dtypes, gpu, compiled)
+                        if with_op_triton else {})
         for shape in report.SHAPES:
             for layout in report.LAYOUTS:
                 for dtype_name in dtypes:
@@ -221,10 +223,10 @@ def run(gpu: model.Gpu = model.H200, jobs: int = 2, with_triton: bool = True,
                                                 l["variant"])), l)
                                    for l in report.cuda_launches(plan, part, dtype_name)]
                             for part in ("forward", "backward")}
-                    if with_triton and hasattr(report, "triton_launches"):
+                    if with_op_triton:
                         per_backend["triton"] = {
                             part: triton_kernels(report, shape, layout, dtype, part, gpu,
-                                                 triton_cache, compiled)
+                                                 triton_cache)
                             for part in ("forward", "backward")}
                     for backend, parts in per_backend.items():
                         times = {}
@@ -268,25 +270,49 @@ def run(gpu: model.Gpu = model.H200, jobs: int = 2, with_triton: bool = True,
     return result
 
 
-def triton_kernels(report, shape, layout, dtype, part, gpu, cache, compiled):
-    """(Compiled, launch dict) for each Triton launch of `part` at `shape`, compiling each
-    specialization once."""
+def _triton_launches(report, shape, layout, dtype, part, gpu):
     from . import triton_aot
-    dtype_name = str(dtype).replace("torch.", "")
-    out = []
     for launch in report.triton_launches(shape, layout, dtype, part, gpu.sms):
-        if launch.grid[0] == 0:
-            continue
-        key, packed = triton_aot.specialize(launch)
-        if key not in cache:
-            kernel, meta = triton_aot.compile_specialized(key, packed, CACHE)
-            aligned = report.triton_aligned(shape, layout) if launch.streams_features else None
-            variant = "/".join(v for v in (launch.variant, layout if launch.streams_features
-                                           else "", key[1][:6]) if v)
-            cache[key] = Compiled("triton", report.OP, key[0].lstrip("_"), dtype_name, variant,
-                                  launch.streams_features, aligned, kernel,
-                                  threads=meta["threads"], shared_bytes=meta["shared_bytes"])
-            compiled.append(cache[key])
+        if launch.grid[0] != 0:
+            yield launch, *triton_aot.specialize(launch)
+
+
+def compile_triton_kernels(report, dtypes, gpu, compiled) -> dict:
+    """Every specialization the op's Triton launches get at its shapes, compiled once and
+    disassembled together (one nvdisasm run: sass.disassemble), by specialization key."""
+    from . import triton_aot
+    pending = {}
+    for shape in report.SHAPES:
+        for layout in report.LAYOUTS:
+            for dtype_name in dtypes:
+                for part in ("forward", "backward"):
+                    for launch, key, packed in _triton_launches(report, shape, layout,
+                                                                DTYPES[dtype_name], part, gpu):
+                        if key not in pending:
+                            cubin, meta = triton_aot.compile_specialized(key, packed, CACHE)
+                            aligned = (report.triton_aligned(shape, layout)
+                                       if launch.streams_features else None)
+                            variant = "/".join(v for v in (launch.variant,
+                                                           layout if launch.streams_features
+                                                           else "", key[1][:6]) if v)
+                            pending[key] = (cubin, meta, dtype_name, variant,
+                                            launch.streams_features, aligned)
+    kernels = sass.read_cubins([cubin for cubin, *_ in pending.values()], ARCH)
+    cache = {}
+    for (key, (_, meta, dtype_name, variant, streams, aligned)), (kernel,) in zip(
+            pending.items(), kernels):
+        cache[key] = Compiled("triton", report.OP, key[0].lstrip("_"), dtype_name, variant,
+                              streams, aligned, kernel, threads=meta["threads"],
+                              shared_bytes=meta["shared_bytes"])
+        compiled.append(cache[key])
+    return cache
+
+
+def triton_kernels(report, shape, layout, dtype, part, gpu, cache):
+    """(Compiled, launch dict) for each Triton launch of `part` at `shape` (compiled by
+    compile_triton_kernels)."""
+    out = []
+    for launch, key, _ in _triton_launches(report, shape, layout, dtype, part, gpu):
         c = cache[key]
         ctas = 1
         for g in launch.grid:

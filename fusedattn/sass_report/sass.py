@@ -5,12 +5,15 @@ instructions, local-memory traffic."""
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import os
 import re
 import shutil
+import struct
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -165,6 +168,7 @@ _INSTRUCTION = re.compile(
 
 _LABEL = re.compile(r"^(\.L\w+):\s*$")
 _LABEL_OPERAND = re.compile(r"`\((\.L\w+)\)")
+_ADDRESS_OPERAND = re.compile(r"0x[0-9a-f]+")
 
 
 def parse_sass(text: str) -> dict[str, list[Instruction]]:
@@ -226,20 +230,72 @@ def demangle(names: list[str]) -> dict[str, str]:
     return dict(zip(names, proc.stdout.splitlines()))
 
 
-def read_cubin(cubin: Path, arch: Optional[str] = None) -> list[Kernel]:
-    """The kernels of a cubin, or of a library's device code for `arch` (e.g. the built
-    fusedattn/_C*.so). A cubin is disassembled by nvdisasm without its dataflow analysis, which
-    the report does not use (half of cuobjdump's 0.8 s a Triton kernel)."""
-    if arch is None:
-        sass = subprocess.run([str(nvdisasm()), "--no-dataflow", "--print-code", str(cubin)],
-                              capture_output=True, text=True, check=True)
-    else:
-        sass = subprocess.run([str(cuobjdump()), "-arch", arch, "-sass", str(cubin)],
-                              capture_output=True, text=True, check=True)
-    res = subprocess.run([str(cuobjdump()), *(["-arch", arch] if arch else []), "-res-usage",
-                          str(cubin)], capture_output=True, text=True, check=True)
-    code = parse_sass(sass.stdout)
-    resources = parse_resources(res.stdout)
+def _elf_code(data: bytes) -> dict[str, bytes]:
+    """The machine code of each function of a cubin (an ELF64 file): its `.text.<mangled
+    name>` section."""
+    shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    entry_size, count, names_index = struct.unpack_from("<HHH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * entry_size)
+                for i in range(count)]
+    names_at = sections[names_index][4]
+    code = {}
+    for name_at, _, _, _, offset, size, *_ in sections:
+        start = names_at + name_at
+        name = data[start:data.index(b"\0", start)].decode()
+        if name.startswith(".text."):
+            code[name[len(".text."):]] = data[offset:offset + size]
+    return code
+
+
+def disassemble(cubins: list[Path], arch: str = "sm_90") -> list[dict[str, list[Instruction]]]:
+    """Each cubin's functions and their instructions, from one nvdisasm run over all their code
+    back to back as one raw binary (-b SM90). nvdisasm takes half a second to start whatever it
+    reads: one run per cubin was most of the report's time (200 Triton cubins). Addresses and
+    branch targets are made relative to each function's start, as for the cubin alone."""
+    blob, spans = bytearray(), []  # (start, end, cubin index, function)
+    out: list[dict[str, list[Instruction]]] = [{} for _ in cubins]
+    for index, cubin in enumerate(cubins):
+        for name, code in _elf_code(Path(cubin).read_bytes()).items():
+            out[index][name] = []
+            if code:
+                spans.append((len(blob), len(blob) + len(code), index, name))
+                blob += code
+    if not blob:
+        return out
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "code.bin"
+        raw.write_bytes(bytes(blob))
+        text = subprocess.run([str(nvdisasm()), "-b", arch.replace("sm_", "SM"), str(raw)],
+                              capture_output=True, text=True, check=True).stdout
+    starts = [start for start, *_ in spans]
+    for line in text.splitlines():
+        m = _INSTRUCTION.search(line)
+        if not m:
+            continue
+        address = int(m.group(1), 16)
+        start, end, index, name = spans[bisect.bisect_right(starts, address) - 1]
+        opcode, operands = m.group(3), m.group(4).strip()
+        if BRANCH.match(opcode):
+            operands = _ADDRESS_OPERAND.sub(
+                lambda t: hex(int(t.group(0), 16) - start)
+                if start <= int(t.group(0), 16) <= end else t.group(0), operands, count=1)
+        out[index][name].append(Instruction(address - start, (m.group(2) or "").strip(),
+                                            opcode, operands))
+    return out
+
+
+def read_cubins(cubins: list[Path], arch: str = "sm_90") -> list[list[Kernel]]:
+    """The kernels of each cubin (one nvdisasm run for all: disassemble)."""
+    code = disassemble(cubins, arch)
+    kernels = []
+    for cubin, functions in zip(cubins, code):
+        res = subprocess.run([str(cuobjdump()), "-res-usage", str(cubin)], capture_output=True,
+                             text=True, check=True)
+        kernels.append(_kernels(functions, parse_resources(res.stdout)))
+    return kernels
+
+
+def _kernels(code: dict[str, list[Instruction]], resources: dict[str, dict]) -> list[Kernel]:
     names = demangle(sorted(code))
     kernels = []
     for mangled, instructions in sorted(code.items()):
@@ -247,6 +303,20 @@ def read_cubin(cubin: Path, arch: Optional[str] = None) -> list[Kernel]:
         kernels.append(Kernel(mangled, names[mangled], r.get("REG", 0), r.get("STACK", 0),
                               r.get("LOCAL", 0), r.get("SHARED", 0), instructions))
     return kernels
+
+
+def read_cubin(cubin: Path, arch: str = "sm_90") -> list[Kernel]:
+    return read_cubins([cubin], arch)[0]
+
+
+def read_library(library: Path, arch: str) -> list[Kernel]:
+    """The kernels of a library's device code for `arch` (e.g. the built fusedattn/_C*.so),
+    disassembled by cuobjdump."""
+    sass = subprocess.run([str(cuobjdump()), "-arch", arch, "-sass", str(library)],
+                          capture_output=True, text=True, check=True)
+    res = subprocess.run([str(cuobjdump()), "-arch", arch, "-res-usage", str(library)],
+                         capture_output=True, text=True, check=True)
+    return _kernels(parse_sass(sass.stdout), parse_resources(res.stdout))
 
 
 def holds_arch(library: Path, arch: str) -> bool:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from . import sass
-
 TARGET = ("cuda", 90, 32)
 
 
@@ -36,8 +34,9 @@ def specialize(launch) -> tuple:
     return key, (fn, target, signature, constexprs, attrs, options)
 
 
-def compile_specialized(key, packed, cache: Path) -> tuple[sass.Kernel, dict]:
-    """The kernel's SASS and its launch metadata (threads, shared memory)."""
+def compile_specialized(key, packed, cache: Path) -> tuple[Path, dict]:
+    """The kernel's cubin (its SASS is read for many kernels at once: sass.read_cubins) and
+    its launch metadata (threads, shared memory)."""
     from triton.compiler import ASTSource, compile as triton_compile
     fn, target, signature, constexprs, attrs, options = packed
     compiled = triton_compile(ASTSource(fn, signature, constexprs, attrs), target=target,
@@ -45,6 +44,5 @@ def compile_specialized(key, packed, cache: Path) -> tuple[sass.Kernel, dict]:
     cache.mkdir(parents=True, exist_ok=True)
     cubin = cache / f"triton.{key[0]}.{key[1]}.cubin"
     cubin.write_bytes(compiled.asm["cubin"])
-    (kernel,) = sass.read_cubin(cubin)
     meta = compiled.metadata
-    return kernel, {"threads": meta.num_warps * 32, "shared_bytes": int(meta.shared)}
+    return cubin, {"threads": meta.num_warps * 32, "shared_bytes": int(meta.shared)}
