@@ -63,6 +63,7 @@ class LaunchCost:
     in_flight_per_block: float      # bytes a block keeps in flight in its main loop
     instructions_per_block: float   # warp instructions a block issues (all its warps)
     rounds: int = 0                 # round trips to memory a block waits for in sequence
+    tail_rounds: int = 0            # ... and those after all the launch's blocks (a last block's)
 
 
 def blocks_per_sm(gpu: Gpu, threads: int, registers: int, shared_bytes: int) -> int:
@@ -98,7 +99,7 @@ def launch_time(gpu: Gpu, launch: LaunchCost) -> float:
                    (sms_used * gpu.issue_per_clock * gpu.clock_hz))
         t += max(t_memory, t_issue, launch.rounds * gpu.latency_s)
         remaining -= active
-    return t
+    return t + launch.tail_rounds * gpu.latency_s
 
 
 def pct_of_copy(gpu: Gpu, useful_bytes: float, seconds: float) -> float:

@@ -174,7 +174,8 @@ def _cost(c: Compiled, launch: dict) -> model.LaunchCost:
         registers=c.sass.registers,
         shared_bytes=launch["shared_bytes"] + c.sass.shared_static_bytes,
         bytes=launch["bytes"], in_flight_per_block=launch["in_flight_bytes"],
-        instructions_per_block=instructions, rounds=launch.get("rounds", 0))
+        instructions_per_block=instructions, rounds=launch.get("rounds", 0),
+        tail_rounds=launch.get("tail_rounds", 0))
 
 
 def copy_calibration(gpu: model.Gpu, jobs: int) -> dict:

@@ -158,6 +158,51 @@ for dtype in (torch.bfloat16, torch.float32):
 """
 
 
+def _forward_plan(B, C, K, N, element_size=2, sm_count=132):
+    """The forward plan (plan_dump) of a dense NCHW call: its pixel splits and launches."""
+    from fusedattn.sass_report import report
+    program = report.plan_program(report.op_reports()["attention_pool"])
+    plan = json.loads(subprocess.run([str(program), *map(str, (B, C, K, N, element_size, C * N,
+                                                               N, 1, sm_count))],
+                                     check=True, capture_output=True, text=True).stdout)
+    return plan["pixel_splits"], {l["name"] for l in plan["forward"] if l["grid"][0] > 0}
+
+
+SPLIT_SUMS = """
+import hashlib, sys, torch
+import fusedattn
+from fusedattn.ops.attention_pool.testing import make_inputs
+f, a = make_inputs(*map(int, sys.argv[1:6]), dtype=torch.bfloat16)
+print(hashlib.sha256(fusedattn.attention_pool(f, a, backend="cuda")[0].view(torch.int16)
+                     .numpy().tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("B,C,H,W,K,last_block", [
+    (2, 130, 9, 9, 8, True), (1, 64, 20, 20, 8, True), (1, 64, 40, 40, 8, False),
+    (1, 70, 15, 20, 33, False)], ids=["2-splits", "B1-20x20", "too-many-splits", "K33"])
+def test_split_tiles_are_summed_in_split_order(B, C, H, W, K, last_block):
+    """Where a sample's channel tiles are too few to fill the GPU, pixel chunks are split between
+    "pool"'s blocks. With one 8-map tile whose splits' partial sums fit its shared memory, the
+    last of a tile's blocks to finish adds them (no "reduce" launch); else "reduce" does. Either
+    way in split order: the result must match the reference in both layouts and, where a last
+    block adds, be bitwise the same whichever block that is (the emulation's block orders)."""
+    device = require_backend("cuda", torch.float32)
+    splits, launched = _forward_plan(B, C, K, H * W)
+    assert splits > 1 and ("reduce" in launched) == (not last_block)
+    for layout in ("contiguous", "channels_last"):
+        for dtype in (torch.bfloat16, torch.float32):
+            f, a = make_inputs(B, C, H, W, K, dtype=dtype, layout=layout, device=device)
+            check_against_reference("cuda", f, a)
+    if CUDA_EMULATED and last_block and B == 2:
+        digests = {subprocess.run(
+            [sys.executable, "-c", SPLIT_SUMS, *map(str, (B, C, H, W, K))], check=True,
+            capture_output=True, text=True,
+            env={**os.environ, "FUSEDATTN_EMULATE_BLOCK_ORDER": order}).stdout
+            for order in ("forward", "reverse", "shuffle:3")}
+        assert len(digests) == 1, digests
+
+
 @pytest.mark.parametrize("sm_count", [1, 2] if CUDA_EMULATED else [None])
 def test_small_maps_stream_channel_tiles(sm_count):
     """channels_last 7x7: a channel tile's two pixel chunks cannot fill the pool's ring, so its

@@ -111,6 +111,11 @@ MUTANTS = [
            "asan", TILES, {}, [r"FAILED", r"got -?nan"],
            "chunks past a tile's edge left unwritten instead of zero-filled: shared memory read "
            "back as NaN"),
+    Mutant("relaxed_arrivals", "attention_pool/cuda/forward.cu",
+           "ptx::atomic_add_acq_rel(arrivals, 1u)", "atomicAdd(arrivals, 1u)", "tsan",
+           ["tiles", "float32", "nhwc"], {}, [r"ThreadSanitizer: data race"],
+           "a split tile's blocks counted by a relaxed atomic: nothing orders the other splits' "
+           "partial sums before the last block's loads of them"),
     Mutant("missing_shared_memory_optin", "common/cuda/runtime.cuh",
            "    detail::allow_large_dynamic_shared_memory(reinterpret_cast<const void*>(kernel),\n"
            "                                              stream.where);\n", "", "asan",

@@ -1,9 +1,9 @@
 // The forward (plan.h): "stats" (one block per sample: importance and log-sum-exp, then one
 // pass over the pixels for the diversity and the recalibrated maps w, once per sample, reading
 // the logits again from its shared-memory copy where they fit), "pool"
-// (v = alpha w f^T, the one pass over the features, on tensor cores through a cp.async ring)
-// and, where pixel chunks were split between blocks, "reduce" (their partial sums added in a
-// fixed order).
+// (v = alpha w f^T, the one pass over the features, on tensor cores through a cp.async ring;
+// where pixel chunks were split between blocks, the last block of a tile adds their partial
+// sums in split order where they fit its shared memory, else a launch of its own, "reduce").
 #include "common.cuh"
 
 namespace fusedattn {
@@ -22,6 +22,9 @@ struct StatsArgs {
   bool cache_logits;   // keep the sample's logits in shared memory (after stats_shared_floats)
   bool vector_logits;  // load them in 16-byte chunks (sample_statistics)
   bool span_logits;    // copy them into that cache as one span first (logits_as_span)
+  // (B, arrivals_per_sample) zeroed for "pool"'s split tiles, or nullptr
+  unsigned* arrivals;
+  int64_t arrivals_per_sample;
 };
 
 template <typename T>
@@ -52,6 +55,11 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
       logits = cache;
       sak = p.N;
       san = 1;
+    }
+  }
+  if (p.arrivals != nullptr) {
+    for (int64_t i = threadIdx.x; i < p.arrivals_per_sample; i += kStatsThreads) {
+      p.arrivals[b * p.arrivals_per_sample + i] = 0u;
     }
   }
   for (int64_t k = threadIdx.x; k < p.K; k += kStatsThreads) {
@@ -89,6 +97,9 @@ struct PoolArgs {
   float alpha;
   void* pooled;     // (B, K, C) out, when unsplit
   float* partial;   // (B, channel tiles, pixel splits, w_rows, kChannelTile) out, when split
+  // (B, channel tiles, map groups) blocks done, zeroed by "stats", where the last block of a
+  // split tile adds the splits (plan.finish_in_pool), else nullptr
+  unsigned* arrivals;
   int64_t channel_tiles, pixel_splits, chunks_per_split, pixel_chunks;
   int64_t tiles_per_block, channel_blocks;  // channel tiles a block streams, blocks a sample
 };
@@ -158,6 +169,54 @@ class FlatProducts {
 struct NoProducts {
   __device__ __forceinline__ NoProducts(int, int) {}
 };
+
+// Where a channel tile's pixel chunks were split between blocks and their partial sums fit
+// shared memory at once (plan.finish_in_pool: one 8-map tile), the last of its blocks to finish
+// adds them, in split order whichever block that is (the same sum: deterministic), and stores
+// v (rows_left x cols_left of the tile, rows C apart). A block's arrival is counted by an
+// acquire-release atomic after a barrier that follows every thread's partial stores (and
+// fence), so the last block sees all of them; it copies them into its shared memory with
+// cp.async, all in flight at once and in no registers.
+template <typename T, typename Tiles>
+__device__ __forceinline__ void finish_split_tile(const float* partial, int64_t split_stride,
+                                               int splits, unsigned* arrivals, T* v, int64_t C,
+                                               int64_t rows_left, int64_t cols_left,
+                                               float alpha, unsigned char* smem) {
+  constexpr int kTileFloats = Tiles::kMapRows * kChannelTile;
+  constexpr int kPerThread = kTileFloats / kTileThreads;
+  static_assert(kTileFloats % kTileThreads == 0, "whole rows of partial sums");
+  int* const last = reinterpret_cast<int*>(smem + Tiles::kPoolSharedBytes - kFinishFlagBytes);
+  float* const staged = reinterpret_cast<float*>(smem);
+  __threadfence();
+  __syncthreads();  // every thread's partial sums stored, and done with shared memory
+  if (threadIdx.x == 0) {
+    *last = ptx::atomic_add_acq_rel(arrivals, 1u) == static_cast<unsigned>(splits - 1);
+  }
+  __syncthreads();
+  if (!*last) return;
+  constexpr int kTileChunks = kTileFloats / 4;
+#pragma unroll 1
+  for (int c = threadIdx.x; c < splits * kTileChunks; c += kTileThreads) {
+    const int j = c / kTileChunks, offset = 4 * (c % kTileChunks);
+    ptx::cp_async_cg(staged + j * kTileFloats + offset, partial + j * split_stride + offset, 16);
+  }
+  ptx::cp_async_wait_all();
+  __syncthreads();
+  float sum[kPerThread] = {};  // (one chain a partial sum, in split order)
+#pragma unroll 1
+  for (int j = 0; j < splits; ++j) {
+#pragma unroll
+    for (int e = 0; e < kPerThread; ++e) {
+      sum[e] += staged[j * kTileFloats + e * kTileThreads + threadIdx.x];
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < kPerThread; ++e) {
+    const int i = e * kTileThreads + threadIdx.x;
+    const int row = i / kChannelTile, c = i % kChannelTile;
+    if (row < rows_left && c < cols_left) v[row * C + c] = from_float<T>(alpha * sum[e]);
+  }
+}
 
 // Blocks over (sample, channel tiles, pixel split, map group). A step of the ring is a pixel
 // chunk of the block's channel tile. Where the block streams its tiles_per_block channel tiles
@@ -325,7 +384,23 @@ __global__ void __launch_bounds__(kTileThreads,
     }
   }
   ptx::cp_async_wait_all();  // no copy outlives the block (the last groups are empty)
-  if constexpr (!kStreams) store_unstaged(tile_begin);
+  if constexpr (!kStreams) {
+    store_unstaged(tile_begin);
+    // (One map tile only: more tiles' partial sums are 2-8 KB a split, and the code to add
+    // them would grow kernels whose every block runs the main loop alone, "reduce" adding.)
+    if constexpr (kMapTiles == 1) {
+      if (p.arrivals != nullptr) {
+        const int64_t ct = tile_begin, c0 = ct * kChannelTile;
+        finish_split_tile<T, Tiles>(
+            p.partial + ((b * p.channel_tiles + ct) * p.pixel_splits * p.w_rows + k0) *
+                            kChannelTile,
+            p.w_rows * kChannelTile, static_cast<int>(p.pixel_splits),
+            p.arrivals + (b * p.channel_tiles + ct) * gridDim.y + group,
+            static_cast<T*>(p.pooled) + (b * p.K + k0) * p.C + c0, p.C, p.K - k0, p.C - c0,
+            p.alpha, reinterpret_cast<unsigned char*>(smem));
+      }
+    }
+  }
 }
 
 // v = alpha * (the pixel splits' partial sums, added in split order): blocks over (sample,
@@ -387,22 +462,28 @@ void launch_forward(const ForwardParams& p, const ForwardPlan& plan, DType dtype
     const bool span_logits =
         plan.cache_logits && logits_as_span(static_cast<int>(sizeof(T)), logits_address, p.sab,
                                             p.sak, p.san, p.K, p.N);
+    // (the split tiles' arrival counts, after their partial sums in the same scratch)
+    const bool split = plan.pixel_splits > 1 && plan.partial_floats > 0;
+    unsigned* arrivals = split && plan.finish_in_pool
+                             ? reinterpret_cast<unsigned*>(scratch.partial + plan.arrivals_offset)
+                             : nullptr;
     const StatsArgs stats{p.logits, p.sab, p.sak, p.san, p.K, p.N,
                           static_cast<float*>(p.importance), static_cast<float*>(p.logsumexp),
                           static_cast<float*>(p.diversity), scratch.w, plan.w_rows, plan.w_cols,
-                          plan.cache_logits, vector_logits, span_logits};
+                          plan.cache_logits, vector_logits, span_logits, arrivals,
+                          plan.channel_tiles * plan.map_groups};
     launch(stats_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)), dim3(plan.stats.threads),
            plan.stats.shared_bytes, stream, stats);
     if (plan.pool.grid_x == 0) return;
     const PoolArgs pool{p.features, p.sfb, p.sfc, p.sfn, p.C, p.N, p.K, scratch.w, plan.w_rows,
                         plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N), p.pooled,
-                        plan.pixel_splits > 1 ? scratch.partial : nullptr, plan.channel_tiles,
+                        split ? scratch.partial : nullptr, arrivals, plan.channel_tiles,
                         plan.pixel_splits, plan.chunks_per_split, plan.pixel_chunks,
                         plan.tiles_per_block, plan.channel_blocks};
     dispatch_variant(plan.map_tiles, plan.load, [&](auto tiles, auto load) {
       launch_pool<T, decltype(tiles)::value, decltype(load)::value>(pool, plan, stream);
     });
-    if (plan.pixel_splits > 1) {
+    if (plan.reduce.grid_x > 0) {
       launch(reduce_kernel<T>, dim3(static_cast<unsigned>(plan.reduce.grid_x),
                                     static_cast<unsigned>(plan.reduce.grid_y)),
              dim3(plan.reduce.threads), 0, stream, pool, static_cast<int64_t>(8 * plan.map_tiles));

@@ -8,8 +8,11 @@
 // the recalibrated maps w = s sigmoid(a) in the input dtype, padded, into a scratch that
 // launch 2, "pool", streams beside the features: v = alpha w f^T on tensor cores, per (sample,
 // channel tile, pixel split, map group) block, through a cp.async ring. Where one sample's
-// channel tiles give too few blocks to fill the GPU, pixel chunks are split between blocks and
-// launch 3, "reduce", adds their partial sums in a fixed order (deterministic, no atomics).
+// channel tiles give too few blocks to fill the GPU, pixel chunks are split between blocks,
+// and their partial sums are added in split order (deterministic): by the last of a tile's
+// blocks to finish (counted by an atomic that "stats" zeroes; the same sum whichever block is
+// last), with no third launch, where the maps are one 8-map tile and the tile's partial sums
+// fit its shared memory at once; else by launch 3, "reduce", spread over many blocks.
 // Small maps (the flat variant, whose chunk is all of a tile's pixels, or fewer chunks than
 // the ring's stages) are never split: a block streams several channel tiles instead.
 //
@@ -77,6 +80,14 @@ constexpr int kEpilogueThreads = 256;  // "gather" and "logits": a pixel tile
 constexpr int kEpilogueMaxThreads = 512;
 constexpr int kReduceThreads = 256;  // divides 8 x kChannelTile: a map tile's partials
 constexpr int kReduceBatch = 16;    // a "reduce" thread's partials in flight
+// A split tile's last block copies the splits' partial sums (tile_floats floats each) into its
+// shared memory at once, before the flag at its end that says the block is last: at most
+// finish_max_splits splits (plan.finish_in_pool).
+constexpr size_t kFinishFlagBytes = 16;
+constexpr int finish_max_splits(size_t pool_shared_bytes, int tile_floats) {
+  return static_cast<int>((pool_shared_bytes - kFinishFlagBytes) /
+                          (static_cast<size_t>(tile_floats) * sizeof(float)));
+}
 constexpr int kGatherMaps = 32;  // maps "gather" sums between two barriers
 
 // How a block gets its feature tiles into shared memory.
@@ -212,8 +223,14 @@ struct ForwardPlan {
   // features' memory format); the launch decides from the logits it gets
   bool vector_logits;
   bool span_logits;  // ... and copies them into its cache as one span (logits_as_span): the same
+  // "pool"'s last block of a split tile adds the splits (one 8-map tile, and all the splits'
+  // partial sums fit its shared memory at once): no "reduce"
+  bool finish_in_pool;
   Launch stats, pool, reduce;
-  size_t w_scratch_elements, partial_floats;  // the scratch buffers (elements, floats)
+  // The scratch buffers (elements, floats): w, and the pixel splits' partial sums followed,
+  // from float arrivals_offset on, by one arrival count (unsigned) per (sample, channel tile,
+  // map group) where finish_in_pool
+  size_t w_scratch_elements, partial_floats, arrivals_offset;
 };
 
 ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element_size,

@@ -214,6 +214,24 @@ __device__ __forceinline__ void cp_async_cg_or_zero(void* dst, const void* src, 
 #endif
 }
 
+// atom.add.acq_rel.gpu.global.u32: adds `value` and returns the old count, a release of what
+// the calling thread (and, through a barrier before it, its block) wrote and an acquire of what
+// the earlier arrivals released: a block counts itself done, and the last to arrive reads what
+// the others wrote (a "last block" reduction, without __threadfence, which ThreadSanitizer
+// does not model).
+__device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned* address, unsigned value) {
+#if defined(FUSEDATTN_CUDA_EMULATION)
+  return ::fusedattn::emulation::atomic_add_acq_rel(address, value);
+#else
+  unsigned old;
+  asm volatile("atom.add.acq_rel.gpu.global.u32 %0, [%1], %2;\n"
+               : "=r"(old)
+               : "l"(address), "r"(value)
+               : "memory");
+  return old;
+#endif
+}
+
 // cp.async.commit_group: the calling thread's uncommitted copies become its newest group.
 __device__ __forceinline__ void cp_async_commit_group() {
 #if defined(FUSEDATTN_CUDA_EMULATION)

@@ -234,6 +234,13 @@ inline float atomic_exch(float* address, float value) {
   return old;
 }
 
+// atom.add.acq_rel.gpu (ptx::atomic_add_acq_rel): an acquire-release read-modify-write, which
+// ThreadSanitizer models: the arrivals before it happen before what follows it, as between the
+// blocks of a "last block" reduction (README).
+inline unsigned atomic_add_acq_rel(unsigned* address, unsigned value) {
+  return __atomic_fetch_add(address, value, __ATOMIC_ACQ_REL);
+}
+
 // __threadfence orders the calling thread's memory accesses. The emulation runs one thread at
 // a time, so it has nothing to order; ThreadSanitizer does not model fences either (README).
 inline void threadfence() {}
