@@ -168,7 +168,7 @@ _INSTRUCTION = re.compile(
 
 _LABEL = re.compile(r"^(\.L\w+):\s*$")
 _LABEL_OPERAND = re.compile(r"`\((\.L\w+)\)")
-_ADDRESS_OPERAND = re.compile(r"0x[0-9a-f]+")
+_ADDRESS_OPERAND = re.compile(r"0x[0-9a-f]+\b")
 
 
 def parse_sass(text: str) -> dict[str, list[Instruction]]:
@@ -233,6 +233,8 @@ def demangle(names: list[str]) -> dict[str, str]:
 def _elf_code(data: bytes) -> dict[str, bytes]:
     """The machine code of each function of a cubin (an ELF64 file): its `.text.<mangled
     name>` section."""
+    if data[:5] != b"\x7fELF\x02":
+        raise ValueError("not an ELF64 file (a cubin)")
     shoff = struct.unpack_from("<Q", data, 0x28)[0]
     entry_size, count, names_index = struct.unpack_from("<HHH", data, 0x3A)
     sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * entry_size)
@@ -255,7 +257,11 @@ def disassemble(cubins: list[Path], arch: str = "sm_90") -> list[dict[str, list[
     blob, spans = bytearray(), []  # (start, end, cubin index, function)
     out: list[dict[str, list[Instruction]]] = [{} for _ in cubins]
     for index, cubin in enumerate(cubins):
-        for name, code in _elf_code(Path(cubin).read_bytes()).items():
+        try:
+            functions = _elf_code(Path(cubin).read_bytes())
+        except ValueError as exc:
+            raise ValueError(f"{cubin}: {exc}") from exc
+        for name, code in functions.items():
             out[index][name] = []
             if code:
                 spans.append((len(blob), len(blob) + len(code), index, name))
@@ -275,10 +281,13 @@ def disassemble(cubins: list[Path], arch: str = "sm_90") -> list[dict[str, list[
         address = int(m.group(1), 16)
         start, end, index, name = spans[bisect.bisect_right(starts, address) - 1]
         opcode, operands = m.group(3), m.group(4).strip()
-        if BRANCH.match(opcode):
-            operands = _ADDRESS_OPERAND.sub(
-                lambda t: hex(int(t.group(0), 16) - start)
-                if start <= int(t.group(0), 16) <= end else t.group(0), operands, count=1)
+        target = _ADDRESS_OPERAND.match(operands) if BRANCH.match(opcode) else None
+        if target:  # (what Instruction.branch_target reads)
+            to = int(target.group(0), 16)
+            if not start <= to <= end:
+                raise RuntimeError(f"{cubins[index]}: {name}: a branch at {address - start:#x} "
+                                   f"leaves the function ({operands})")
+            operands = hex(to - start) + operands[target.end():]
         out[index][name].append(Instruction(address - start, (m.group(2) or "").strip(),
                                             opcode, operands))
     return out

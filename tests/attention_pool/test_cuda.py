@@ -180,7 +180,7 @@ print(hashlib.sha256(fusedattn.attention_pool(f, a, backend="cuda")[0].view(torc
 
 @pytest.mark.parametrize("B,C,H,W,K,last_block", [
     (2, 130, 9, 9, 8, True), (1, 64, 20, 20, 8, True), (1, 64, 40, 40, 8, False),
-    (1, 70, 15, 20, 33, False)], ids=["2-splits", "B1-20x20", "too-many-splits", "K33"])
+    (1, 70, 15, 20, 33, False)], ids=["scalar-3-splits", "B1-20x20", "too-many-splits", "K33"])
 def test_split_tiles_are_summed_in_split_order(B, C, H, W, K, last_block):
     """Where a sample's channel tiles are too few to fill the GPU, pixel chunks are split between
     "pool"'s blocks. With one 8-map tile whose splits' partial sums fit its shared memory, the
@@ -194,7 +194,7 @@ def test_split_tiles_are_summed_in_split_order(B, C, H, W, K, last_block):
         for dtype in (torch.bfloat16, torch.float32):
             f, a = make_inputs(B, C, H, W, K, dtype=dtype, layout=layout, device=device)
             check_against_reference("cuda", f, a)
-    if CUDA_EMULATED and last_block and B == 2:
+    if CUDA_EMULATED and last_block and B == 1:  # (13 splits, 16-byte loads)
         digests = {subprocess.run(
             [sys.executable, "-c", SPLIT_SUMS, *map(str, (B, C, H, W, K))], check=True,
             capture_output=True, text=True,

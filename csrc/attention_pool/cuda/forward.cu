@@ -187,7 +187,8 @@ __device__ __forceinline__ void finish_split_tile(const float* partial, int64_t 
   static_assert(kTileFloats % kTileThreads == 0, "whole rows of partial sums");
   int* const last = reinterpret_cast<int*>(smem + Tiles::kPoolSharedBytes - kFinishFlagBytes);
   float* const staged = reinterpret_cast<float*>(smem);
-  __threadfence();
+  __threadfence();  // (the release below covers the block's stores through the barrier; the
+                    // fence, once a block, keeps the pattern CUDA's guide documents)
   __syncthreads();  // every thread's partial sums stored, and done with shared memory
   if (threadIdx.x == 0) {
     *last = ptx::atomic_add_acq_rel(arrivals, 1u) == static_cast<unsigned>(splits - 1);

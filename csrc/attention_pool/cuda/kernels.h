@@ -16,7 +16,8 @@ namespace cuda {
 using ::fusedattn::cuda::DType;
 
 // The forward's scratch: the recalibrated maps (plan.w_scratch_elements of the input dtype) and
-// the pixel splits' partial sums (plan.partial_floats floats, none when unsplit).
+// the pixel splits' partial sums, then where the last block of a split tile adds them, their
+// arrival counts (plan.partial_floats floats in all, none when unsplit).
 struct ForwardScratch {
   void* w;
   float* partial;

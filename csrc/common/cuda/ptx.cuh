@@ -217,8 +217,8 @@ __device__ __forceinline__ void cp_async_cg_or_zero(void* dst, const void* src, 
 // atom.add.acq_rel.gpu.global.u32: adds `value` and returns the old count, a release of what
 // the calling thread (and, through a barrier before it, its block) wrote and an acquire of what
 // the earlier arrivals released: a block counts itself done, and the last to arrive reads what
-// the others wrote (a "last block" reduction, without __threadfence, which ThreadSanitizer
-// does not model).
+// the others wrote (a "last block" reduction whose ordering ThreadSanitizer follows in the
+// emulation, which a __threadfence alone does not give it).
 __device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned* address, unsigned value) {
 #if defined(FUSEDATTN_CUDA_EMULATION)
   return ::fusedattn::emulation::atomic_add_acq_rel(address, value);
