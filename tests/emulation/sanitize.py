@@ -40,13 +40,16 @@ FLAVORS = {
     "tsan": ["-fsanitize=thread"],
     "asan": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
              "-fno-sanitize-recover=undefined"],
-    # The mutants' ASan build: no UBSan, which checks nothing they plant (each must be reported
-    # by ASan or the emulator) and doubles the compile time of every translation unit a mutant
-    # rebuilds.
+    # The ASan mutants' own units: no UBSan, which checks nothing they plant (each must be
+    # reported by ASan or the emulator) and doubles the compile time of every translation unit a
+    # mutant rebuilds (the others come from the clean "asan" build: REUSED_FLAVOR).
     "asan_mutants": ["-fsanitize=address", "-fno-omit-frame-pointer"],
 }
 CLEAN_FLAVORS = ("tsan", "asan")
 MUTANT_FLAVORS = {"tsan": "tsan", "asan": "asan_mutants"}
+# A mutant's build takes the units its change leaves alone from this clean build (the same
+# preprocessed text), and links with its flags.
+REUSED_FLAVOR = {"asan_mutants": "asan"}
 # A report ends the process with the sanitizer's exit code; the driver's own failures exit 1.
 ENV = {
     "TSAN_OPTIONS": "exitcode=66 halt_on_error=1",
@@ -65,16 +68,25 @@ def flags(csrc: Path, flavor: str) -> list[str]:
             f"-I{csrc}", f"-I{CUDA_HOME / 'include'}", *FLAVORS[flavor]]
 
 
+def _cached_object(source: Path, text: str, flavor: str) -> Path:
+    digest = hashlib.sha256((text + " ".join(FLAVORS[flavor])).encode()).hexdigest()[:20]
+    return CACHE / "objects" / flavor / f"{source.name}.{digest}.o"
+
+
 def compile_object(source: Path, obj: Path, csrc: Path, flavor: str) -> Path:
     """The object of `source`, compiled with `csrc` on the include path: cached by the hash of
-    its preprocessed text, so a mutant rebuilds only the translation units its change reaches."""
+    its preprocessed text, so a mutant rebuilds only the translation units its change reaches
+    (and takes the others from the clean build of REUSED_FLAVOR, where it has one)."""
     language = ["-x", "c++"] if source.suffix == ".cu" else []
     command = ["g++", *flags(csrc, flavor), *language]
     pre = subprocess.run([*command, "-E", "-P", str(source)], capture_output=True, text=True)
     if pre.returncode != 0:
         raise RuntimeError(f"preprocessing {source} ({flavor}) failed:\n{pre.stderr[-4000:]}")
-    digest = hashlib.sha256((pre.stdout + " ".join(FLAVORS[flavor])).encode()).hexdigest()[:20]
-    cached = CACHE / "objects" / flavor / f"{source.name}.{digest}.o"
+    if flavor in REUSED_FLAVOR:
+        clean = _cached_object(source, pre.stdout, REUSED_FLAVOR[flavor])
+        if clean.exists():
+            return clean
+    cached = _cached_object(source, pre.stdout, flavor)
     if not cached.exists():
         cached.parent.mkdir(parents=True, exist_ok=True)
         # Written aside, then renamed: parallel builds (mutants) may compile the same object.
@@ -104,7 +116,8 @@ def build(op: str, csrc: Path, flavor: str, out: Path) -> Path:
     objects = in_parallel(lambda s: compile_object(s, None, csrc, flavor), sources)
     exe = out / flavor / f"{op}_driver"
     exe.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["g++", *FLAVORS[flavor], *map(str, objects), "-o", str(exe)], check=True)
+    subprocess.run(["g++", *FLAVORS[REUSED_FLAVOR.get(flavor, flavor)], *map(str, objects),
+                    "-o", str(exe)], check=True)
     return exe
 
 
@@ -162,10 +175,8 @@ def mutant_run(op: str, mutant, work: Path) -> tuple[bool, str]:
 
 
 def mutant_runs(op: str, plan, work: Path) -> int:
-    # The mutants' builds, unmutated, once first: the units a mutant leaves alone come from the
-    # cache, not compiled again by each of the mutants running in parallel.
-    for flavor in sorted({MUTANT_FLAVORS[m.flavor] for m in plan.MUTANTS}):
-        build(op, ROOT / "csrc", flavor, work / "unmutated")
+    # (The units a mutant leaves alone come from the clean builds' cache, not compiled again by
+    # each of the mutants running in parallel.)
     results = in_parallel(lambda m: mutant_run(op, m, work), plan.MUTANTS)
     for _, line in results:
         print(line)
