@@ -208,9 +208,8 @@ def run(gpu: model.Gpu = model.H200, jobs: int = 2, with_triton: bool = True,
         by_key = {c.key(): c for c in kernels}
         compiled += kernels
         program = plan_program(report) if kernels else None
-        with_op_triton = with_triton and hasattr(report, "triton_launches")
-        triton_cache = (compile_triton_kernels(report, dtypes, gpu, compiled)
-                        if with_op_triton else {})
+        triton = (triton_kernels(report, dtypes, gpu, compiled)
+                  if with_triton and hasattr(report, "triton_launches") else None)
         for shape in report.SHAPES:
             for layout in report.LAYOUTS:
                 for dtype_name in dtypes:
@@ -224,10 +223,9 @@ def run(gpu: model.Gpu = model.H200, jobs: int = 2, with_triton: bool = True,
                                                 l["variant"])), l)
                                    for l in report.cuda_launches(plan, part, dtype_name)]
                             for part in ("forward", "backward")}
-                    if with_op_triton:
+                    if triton is not None:
                         per_backend["triton"] = {
-                            part: triton_kernels(report, shape, layout, dtype, part, gpu,
-                                                 triton_cache)
+                            part: triton[(shape.label, layout, dtype_name, part)]
                             for part in ("forward", "backward")}
                     for backend, parts in per_backend.items():
                         times = {}
@@ -271,24 +269,23 @@ def run(gpu: model.Gpu = model.H200, jobs: int = 2, with_triton: bool = True,
     return result
 
 
-def _triton_launches(report, shape, layout, dtype, part, gpu):
+def triton_kernels(report, dtypes, gpu, compiled) -> dict:
+    """{(shape label, layout, dtype, part): [(Compiled, launch dict)]}: every Triton launch of
+    the op at its shapes, each specialization compiled once and all disassembled together (one
+    nvdisasm run: sass.disassemble)."""
     from . import triton_aot
-    for launch in report.triton_launches(shape, layout, dtype, part, gpu.sms):
-        if launch.grid[0] != 0:
-            yield launch, *triton_aot.specialize(launch)
-
-
-def compile_triton_kernels(report, dtypes, gpu, compiled) -> dict:
-    """Every specialization the op's Triton launches get at its shapes, compiled once and
-    disassembled together (one nvdisasm run: sass.disassemble), by specialization key."""
-    from . import triton_aot
-    pending = {}
+    pending, launches = {}, {}
     for shape in report.SHAPES:
         for layout in report.LAYOUTS:
             for dtype_name in dtypes:
                 for part in ("forward", "backward"):
-                    for launch, key, packed in _triton_launches(report, shape, layout,
-                                                                DTYPES[dtype_name], part, gpu):
+                    calls = launches[(shape.label, layout, dtype_name, part)] = []
+                    for launch in report.triton_launches(shape, layout, DTYPES[dtype_name], part,
+                                                         gpu.sms):
+                        if launch.grid[0] == 0:
+                            continue
+                        key, packed = triton_aot.specialize(launch)
+                        calls.append((key, launch))
                         if key not in pending:
                             cubin, meta = triton_aot.compile_specialized(key, packed, CACHE)
                             aligned = (report.triton_aligned(shape, layout)
@@ -299,29 +296,25 @@ def compile_triton_kernels(report, dtypes, gpu, compiled) -> dict:
                             pending[key] = (cubin, meta, dtype_name, variant,
                                             launch.streams_features, aligned)
     kernels = sass.read_cubins([cubin for cubin, *_ in pending.values()], ARCH)
-    cache = {}
+    by_key = {}
     for (key, (_, meta, dtype_name, variant, streams, aligned)), (kernel,) in zip(
             pending.items(), kernels):
-        cache[key] = Compiled("triton", report.OP, key[0].lstrip("_"), dtype_name, variant,
-                              streams, aligned, kernel, threads=meta["threads"],
-                              shared_bytes=meta["shared_bytes"])
-        compiled.append(cache[key])
-    return cache
-
-
-def triton_kernels(report, shape, layout, dtype, part, gpu, cache):
-    """(Compiled, launch dict) for each Triton launch of `part` at `shape` (compiled by
-    compile_triton_kernels)."""
-    out = []
-    for launch, key, _ in _triton_launches(report, shape, layout, dtype, part, gpu):
-        c = cache[key]
-        ctas = 1
-        for g in launch.grid:
-            ctas *= g
-        out.append((c, {"kernel": c.kernel, "variant": c.variant, "ctas": ctas,
-                        "threads": c.threads, "shared_bytes": c.shared_bytes,
-                        "bytes": launch.bytes, "in_flight_bytes": launch.in_flight_bytes,
-                        "steps": launch.steps, "rounds": launch.rounds}))
+        by_key[key] = Compiled("triton", report.OP, key[0].lstrip("_"), dtype_name, variant,
+                               streams, aligned, kernel, threads=meta["threads"],
+                               shared_bytes=meta["shared_bytes"])
+        compiled.append(by_key[key])
+    out = {}
+    for call, calls in launches.items():
+        out[call] = []
+        for key, launch in calls:
+            c = by_key[key]
+            ctas = 1
+            for g in launch.grid:
+                ctas *= g
+            out[call].append((c, {"kernel": c.kernel, "variant": c.variant, "ctas": ctas,
+                                  "threads": c.threads, "shared_bytes": c.shared_bytes,
+                                  "bytes": launch.bytes, "in_flight_bytes": launch.in_flight_bytes,
+                                  "steps": launch.steps, "rounds": launch.rounds}))
     return out
 
 
