@@ -95,15 +95,23 @@ def test_stats_logit_cache_either_side_of_its_size(hw):
         check_against_reference("cuda", f, a)
 
 
-def _backward_launches(B, C, K, N, element_size=4):
-    """The backward launches the plan makes (plan_dump) for a dense NCHW call."""
+def _plan(B, C, K, N, element_size, strides=None, sm_count=132):
+    """The CUDA plans (plan_dump) of a call, dense NCHW unless strides (sb, sc, sn) are given."""
     from fusedattn.sass_report import report
     program = report.plan_program(report.op_reports()["attention_pool"])
     # plan_dump B C K N element_size sb sc sn sm_count
-    plan = json.loads(subprocess.run([str(program), *map(str, (B, C, K, N, element_size, C * N,
-                                                               N, 1, 132))],
-                                     check=True, capture_output=True, text=True).stdout)
-    return {launch["name"] for launch in plan["backward"] if launch["grid"][0] > 0}
+    args = [B, C, K, N, element_size, *(strides or (C * N, N, 1)), sm_count]
+    return json.loads(subprocess.run([str(program), *map(str, args)], check=True,
+                                     capture_output=True, text=True).stdout)
+
+
+def _launched(plan, part):
+    return {launch["name"] for launch in plan[part] if launch["grid"][0] > 0}
+
+
+def _backward_launches(B, C, K, N, element_size=4):
+    """The backward launches the plan makes for a dense NCHW call."""
+    return _launched(_plan(B, C, K, N, element_size), "backward")
 
 
 @pytest.mark.parametrize("K", [3056, 3057])
@@ -139,12 +147,7 @@ def test_one_launch_epilogue_up_to_512_pixels(hw, K):
 
 
 def _pool_plan(B, C, K, N, element_size, strides, sm_count):
-    from fusedattn.sass_report import report
-    program = report.plan_program(report.op_reports()["attention_pool"])
-    # plan_dump B C K N element_size sb sc sn sm_count
-    args = [B, C, K, N, element_size, *strides, sm_count]
-    plan = json.loads(subprocess.run([str(program), *map(str, args)], check=True,
-                                     capture_output=True, text=True).stdout)
+    plan = _plan(B, C, K, N, element_size, strides, sm_count)
     return plan["load"], next(launch for launch in plan["forward"] if launch["name"] == "pool")
 
 
@@ -156,16 +159,6 @@ for dtype in (torch.bfloat16, torch.float32):
     f, a = make_inputs(B, C, H, W, K, dtype=dtype, layout="channels_last")
     check_against_reference("cuda", f, a)
 """
-
-
-def _forward_plan(B, C, K, N, element_size=2, sm_count=132):
-    """The forward plan (plan_dump) of a dense NCHW call: its pixel splits and launches."""
-    from fusedattn.sass_report import report
-    program = report.plan_program(report.op_reports()["attention_pool"])
-    plan = json.loads(subprocess.run([str(program), *map(str, (B, C, K, N, element_size, C * N,
-                                                               N, 1, sm_count))],
-                                     check=True, capture_output=True, text=True).stdout)
-    return plan["pixel_splits"], {l["name"] for l in plan["forward"] if l["grid"][0] > 0}
 
 
 SPLIT_SUMS = """
@@ -188,8 +181,9 @@ def test_split_tiles_are_summed_in_split_order(B, C, H, W, K, last_block):
     way in split order: the result must match the reference in both layouts and, where a last
     block adds, be bitwise the same whichever block that is (the emulation's block orders)."""
     device = require_backend("cuda", torch.float32)
-    splits, launched = _forward_plan(B, C, K, H * W)
-    assert splits > 1 and ("reduce" in launched) == (not last_block)
+    plan = _plan(B, C, K, H * W, 2)
+    assert plan["pixel_splits"] > 1
+    assert ("reduce" in _launched(plan, "forward")) == (not last_block)
     for layout in ("contiguous", "channels_last"):
         for dtype in (torch.bfloat16, torch.float32):
             f, a = make_inputs(B, C, H, W, K, dtype=dtype, layout=layout, device=device)
