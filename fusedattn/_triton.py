@@ -56,6 +56,8 @@ class Launch:
     in_flight_bytes: what one program keeps in flight in its main loop; steps: that loop's
     iterations per program; rounds: the round trips to memory a program waits for one after
     another (the small per-sample kernels' latency; 0 for the pipelined streaming kernels);
+    serial_rounds: round trips the launch waits for once, which no program's streaming hides
+    (every program's wait for its inputs before its first feature load);
     streams_features: it reads or writes the op's big tensors."""
     name: str
     kernel: object
@@ -66,6 +68,7 @@ class Launch:
     in_flight_bytes: int = 0
     steps: int = 1
     rounds: int = 0
+    serial_rounds: int = 0
     streams_features: bool = False
     variant: str = ""
 

@@ -82,11 +82,12 @@ def test_occupancy_and_waves():
     small = model.LaunchCost("k", ctas=132, threads=128, registers=32, shared_bytes=0,
                              bytes=132e3, in_flight_per_block=64e3, instructions_per_block=0)
     assert model.launch_time(gpu, small) == pytest.approx(gpu.latency_s + gpu.launch_s)
-    # Round trips after all of a launch's blocks (a last block's) count once, not per wave.
-    tail = model.LaunchCost("k", ctas=3 * 132 * 8, threads=128, registers=32, shared_bytes=0,
+    # Round trips no block's streaming hides (a first wave's wait, a last block's) count once,
+    # not per wave.
+    serial = model.LaunchCost("k", ctas=3 * 132 * 8, threads=128, registers=32, shared_bytes=0,
                             bytes=1e9, in_flight_per_block=1e9, instructions_per_block=0,
-                            tail_rounds=2)
-    assert model.launch_time(gpu, tail) == pytest.approx(
+                            serial_rounds=2)
+    assert model.launch_time(gpu, serial) == pytest.approx(
         model.launch_time(gpu, one) + 2 * gpu.latency_s)
 
 

@@ -11,7 +11,8 @@ Per launch:
   (Little's law), SMs used x the bandwidth one SM can pull), and issues its instructions at 4
   warp instructions per clock per SM used; the small kernels also wait for `rounds` round trips
   to memory one after another; the slowest of the three is the wave's time;
-- plus a fixed cost per launch (launch latency, ramp-up and drain).
+- plus the round trips it waits for once, which no block's streaming hides (`serial_rounds`),
+  and a fixed cost per launch (launch latency, ramp-up and drain).
 A kernel's estimate is the share of the copy bandwidth it reaches: its bytes / copy bandwidth
 over its modelled time. An op's estimate at a shape is the floor's bytes / copy bandwidth over
 the sum of its launches' times, so extra bytes (scratch, re-reads) count against it.
@@ -63,7 +64,9 @@ class LaunchCost:
     in_flight_per_block: float      # bytes a block keeps in flight in its main loop
     instructions_per_block: float   # warp instructions a block issues (all its warps)
     rounds: int = 0                 # round trips to memory a block waits for in sequence
-    tail_rounds: int = 0            # ... and those after all the launch's blocks (a last block's)
+    # ... and those the launch waits for once, which no block's streaming hides: a first
+    # wave's wait for inputs before its first feature load, a last block's finish
+    serial_rounds: int = 0
 
 
 def blocks_per_sm(gpu: Gpu, threads: int, registers: int, shared_bytes: int) -> int:
@@ -99,7 +102,7 @@ def launch_time(gpu: Gpu, launch: LaunchCost) -> float:
                    (sms_used * gpu.issue_per_clock * gpu.clock_hz))
         t += max(t_memory, t_issue, launch.rounds * gpu.latency_s)
         remaining -= active
-    return t + launch.tail_rounds * gpu.latency_s
+    return t + launch.serial_rounds * gpu.latency_s
 
 
 def pct_of_copy(gpu: Gpu, useful_bytes: float, seconds: float) -> float:

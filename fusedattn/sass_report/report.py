@@ -175,7 +175,7 @@ def _cost(c: Compiled, launch: dict) -> model.LaunchCost:
         shared_bytes=launch["shared_bytes"] + c.sass.shared_static_bytes,
         bytes=launch["bytes"], in_flight_per_block=launch["in_flight_bytes"],
         instructions_per_block=instructions, rounds=launch.get("rounds", 0),
-        tail_rounds=launch.get("tail_rounds", 0))
+        serial_rounds=launch.get("serial_rounds", 0))
 
 
 def copy_calibration(gpu: model.Gpu, jobs: int) -> dict:
@@ -314,7 +314,8 @@ def triton_kernels(report, dtypes, gpu, compiled) -> dict:
             out[call].append((c, {"kernel": c.kernel, "variant": c.variant, "ctas": ctas,
                                   "threads": c.threads, "shared_bytes": c.shared_bytes,
                                   "bytes": launch.bytes, "in_flight_bytes": launch.in_flight_bytes,
-                                  "steps": launch.steps, "rounds": launch.rounds}))
+                                  "steps": launch.steps, "rounds": launch.rounds,
+                                  "serial_rounds": launch.serial_rounds}))
     return out
 
 

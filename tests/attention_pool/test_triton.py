@@ -75,6 +75,29 @@ def test_many_splits(fap, monkeypatch, epilogue_elements):
     assert features.grid[0] == 10 * 9  # channel splits x pixel chunks
 
 
+@pytest.mark.parametrize("K, own_stats", [(1, True), (16, True), (17, False)])
+def test_pool_computes_statistics_for_one_chunk_of_maps(fap, monkeypatch, K, own_stats):
+    """Maps of one pixel chunk and one map group (K <= KG): no "stats" launch; every program of
+    "pool" computes its sample's w from the logits and split 0 of the sample's 3 channel splits
+    stores the statistics. Two map groups keep "stats"."""
+    monkeypatch.setattr(fap, "tiles", lambda *args: dict(KG=16, BC=16, BN=64, KS=8, BS=64,
+                                                         BP=64))
+    monkeypatch.setattr(fap, "_programs_wanted", lambda device: 6)
+    device = require_backend("triton", torch.bfloat16)
+    for dtype, layout in ((torch.bfloat16, "contiguous"), (torch.float32, "channels_last")):
+        f, a = make_inputs(2, 40, 7, 7, K, dtype=dtype, layout=layout, device=device,
+                           logit_scale=8.0)
+        f3, a3 = f.flatten(2), a.flatten(2)
+        for compute_diversity in (True, False):
+            pooled, s, d, lse = fap.autograd.forward_fake(f3, a3, "mean", compute_diversity)
+            launches = fap.forward_launches(f3, a3, pooled, s, lse, d, "mean", compute_diversity)
+            names = [launch.name for launch in launches]
+            assert names == (["pool"] if own_stats else ["stats", "pool"])
+            assert launches[-1].kwargs["STATS"] == own_stats and launches[-1].grid[0] == 2 * 3
+            check_against_reference("triton", f, a, pool="mean",
+                                    compute_diversity=compute_diversity)
+
+
 @pytest.mark.parametrize("units, pieces, wanted", [(1, 13, 264), (17, 3, 264), (600, 7, 264),
                                                    (5, 1, 264), (1, 100, 7)])
 def test_splits_cover_every_piece_once(fap, units, pieces, wanted):

@@ -218,7 +218,7 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
              p.span_logits ? K * N * e : std::min(K * N * e, kStatsThreads * per_lane * e),
              ceil_div(K * N, kStatsThreads * per_lane),
              p.span_logits ? 1 : stats_rounds(K, N, per_lane) + second_pass_rounds};
-  int64_t partial = 0, tail_rounds = 0;
+  int64_t partial = 0, serial_rounds = 0;
   if (p.pixel_splits > 1 && C > 0) {
     const size_t sums =
         static_cast<size_t>(B * p.channel_tiles * p.pixel_splits * p.w_rows * kChannelTile);
@@ -230,14 +230,14 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
     p.partial_floats = sums + (p.finish_in_pool
                                    ? static_cast<size_t>(B * p.channel_tiles * p.map_groups) : 0);
     // (the last block of a tile: its count of arrivals, then its copies of the partial sums)
-    tail_rounds = p.finish_in_pool ? 2 : 0;
+    serial_rounds = p.finish_in_pool ? 2 : 0;
   }
   // (the partial sums written, and read back by the last blocks where finish_in_pool)
   p.pool = {C > 0 ? B * p.channel_blocks * p.pixel_splits : 0, p.map_groups, kTileThreads,
             static_cast<size_t>(pool_shared),
             F + W + (partial == 0 ? V : p.finish_in_pool ? 2 * partial + V : partial), in_flight,
             p.tiles_per_block * p.chunks_per_split};
-  p.pool.tail_rounds = tail_rounds;
+  p.pool.serial_rounds = serial_rounds;
   if (partial > 0 && !p.finish_in_pool) {
     const int64_t parts = 8 * p.map_tiles * kChannelTile / kReduceThreads;
     const int64_t batch = p.pixel_splits < kReduceBatch ? p.pixel_splits : kReduceBatch;

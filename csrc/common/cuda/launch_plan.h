@@ -22,13 +22,14 @@ struct LaunchSpec {
   // For the static performance model only (docs/performance_model.md): the DRAM bytes the
   // launch moves (each buffer once, read + write), the bytes a block keeps in flight in its
   // main loop, that loop's iterations per block, the round trips to memory a block waits
-  // for one after another (the small kernels' latency), and those that follow the whole
-  // launch's work (a last block's: once per launch, not per wave).
+  // for one after another (the small kernels' latency), and those the launch waits for once,
+  // which no block's streaming hides (a last block's, after all the launch's work; a first
+  // wave's, before any feature load: once per launch, not per wave).
   int64_t bytes = 0;
   int64_t in_flight_bytes = 0;
   int64_t steps = 1;
   int64_t rounds = 0;
-  int64_t tail_rounds = 0;
+  int64_t serial_rounds = 0;
 };
 
 // The launch's fields as JSON members ("kernel": ..., "grid": [x, y], ...), without braces, so
@@ -36,11 +37,11 @@ struct LaunchSpec {
 inline void print_launch_json(const char* kernel, const LaunchSpec& l) {
   std::printf("\"kernel\": \"%s\", \"grid\": [%lld, %lld], \"threads\": %d, "
               "\"shared_bytes\": %zu, \"bytes\": %lld, \"in_flight_bytes\": %lld, "
-              "\"steps\": %lld, \"rounds\": %lld, \"tail_rounds\": %lld",
+              "\"steps\": %lld, \"rounds\": %lld, \"serial_rounds\": %lld",
               kernel, static_cast<long long>(l.grid_x), static_cast<long long>(l.grid_y),
               l.threads, l.shared_bytes, static_cast<long long>(l.bytes),
               static_cast<long long>(l.in_flight_bytes), static_cast<long long>(l.steps),
-              static_cast<long long>(l.rounds), static_cast<long long>(l.tail_rounds));
+              static_cast<long long>(l.rounds), static_cast<long long>(l.serial_rounds));
 }
 
 }  // namespace cuda

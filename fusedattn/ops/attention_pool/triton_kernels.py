@@ -100,13 +100,38 @@ def _importance(gap, m, total, k, K, N):
 
 
 @triton.jit
+def _pixel_candidates(a, mask, s, lse):
+    """Per pixel, a tile of logits' largest candidate s p for the diversity."""
+    return tl.max(tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), 0.0), axis=0)
+
+
+@triton.jit
 def _diversity_and_maps(a, mask, s, lse, k, n, w_b, K, NW):
     """The second pass over a tile of logits: w = s sigmoid(a) into the (K, NW) scratch (zero
     past N), and per pixel the tile's largest candidate s p for the diversity."""
     w = tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
     tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_b.dtype.element_ty),
              mask=(k[:, None] < K) & (n[None, :] < NW))
-    return tl.max(tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), 0.0), axis=0)
+    return _pixel_candidates(a, mask, s, lse)
+
+
+@triton.jit
+def _whole_sample_maps(a_b, s_ptr, lse_ptr, div_ptr, b, k, n, K, N, s_ak, s_an,
+                       store_stats, HAS_DIV: tl.constexpr):
+    """What "stats" computes, for a program whose tile of maps k and pixels n holds every map
+    and pixel of sample b: the recalibrated maps w = s sigmoid(a) in float32 (zero outside),
+    with store_stats the importance, the log-sum-exp and (HAS_DIV) the diversity stored too."""
+    a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
+    zeros = tl.zeros(k.shape, tl.float32)
+    gap, m, total = _accumulate_statistics(a, mask, zeros, tl.full(k.shape, float("-inf"),
+                                                                   tl.float32), zeros)
+    s, lse = _importance(gap, m, total, k, K, N)
+    if store_stats:
+        tl.store(s_ptr + b * K + k, s, mask=k < K)
+        tl.store(lse_ptr + b * K + k, lse, mask=k < K)
+        if HAS_DIV:
+            tl.store(div_ptr + b, 1.0 - tl.sum(_pixel_candidates(a, mask, s, lse), axis=0))
+    return tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
 
 
 @triton.jit
@@ -262,20 +287,29 @@ def _pool_kernel(f_ptr, w_ptr, v_ptr, part_ptr,
 
 
 @triton.jit
-def _pool_tiles_kernel(f_ptr, w_ptr, v_ptr, C, K, N, NW, alpha, s_fb, s_fc, s_fn,
+def _pool_tiles_kernel(f_ptr, w_ptr, a_ptr, s_ptr, lse_ptr, div_ptr, v_ptr,
+                       C, K, N, NW, alpha, s_fb, s_fc, s_fn, s_ab, s_ak, s_an,
                        n_ctiles, n_splits, tiles_per_split,
+                       STATS: tl.constexpr, HAS_DIV: tl.constexpr,
                        KG: tl.constexpr, BC: tl.constexpr, BN: tl.constexpr,
                        STAGES: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Grid (B x channel splits, map groups), for maps of one pixel chunk (N <= BN): the
     split's channel tiles streamed through one program, w loaded once. (One program per
     channel tile of so few pixels would spend more instructions on setting up than on
-    moving the tile.)"""
+    moving the tile.) STATS (one map group): no "stats" launch before it; each program
+    computes w from its sample's logits, which its one [KG, BN] tile holds, and split 0 stores
+    the sample's statistics."""
     pid = tl.program_id(0)
     split = pid % n_splits
     b = (pid // n_splits).to(tl.int64)
     k = tl.program_id(1) * KG + tl.arange(0, KG)
     n = tl.arange(0, BN)
-    w = tl.load(w_ptr + (b * K + k[:, None]) * NW + n[None, :], mask=k[:, None] < K, other=0.0)
+    if STATS:
+        w = _whole_sample_maps(a_ptr + b * s_ab, s_ptr, lse_ptr, div_ptr, b, k, n, K, N, s_ak,
+                               s_an, split == 0, HAS_DIV).to(f_ptr.dtype.element_ty)
+    else:
+        w = tl.load(w_ptr + (b * K + k[:, None]) * NW + n[None, :], mask=k[:, None] < K,
+                    other=0.0)
     f_b = f_ptr + b * s_fb
     t_begin = split * tiles_per_split
     t_end = tl.minimum(t_begin + tiles_per_split, n_ctiles)
@@ -676,31 +710,38 @@ def forward_launches(features, logits, pooled, importance, logsumexp, diversity,
     KW, n_chunks = groups * KG, triton.cdiv(N, BN)
     NW, n_ctiles = n_chunks * BN, triton.cdiv(C, BC)
     e = features.element_size()
-    w = features.new_empty((B, K, NW))
     alpha = 1.0 / N if pool == "mean" else 1.0
     F, A, V, W = B * C * N * e, B * K * N * e, B * K * C * e, B * K * NW * e
+    S = B * (2 * K + 1) * 4  # importance, log-sum-exp, diversity
     precision = _dot_precision(features.dtype)
-    stats = stats_config(K, N, NW)
-    launches = [
-        _triton.Launch("stats", _stats_kernel, (B,), (
-            logits, importance, logsumexp, diversity if compute_diversity else importance, w,
-            K, N, NW, *logits.stride()),
+    div = diversity if compute_diversity else importance  # (a pointer never written)
+    # Maps of one pixel chunk and one map group, with channels: "pool" computes each sample's
+    # statistics and w itself (no "stats" launch, no w scratch); its programs stream channel
+    # tiles, so a sample's few programs each recompute its K x N maps, against C x N features.
+    own_stats = n_chunks == 1 and groups == 1 and C > 0
+    w = features if own_stats else features.new_empty((B, K, NW))  # (own_stats: unread)
+    launches = []
+    if not own_stats:
+        stats = stats_config(K, N, NW)
+        launches.append(_triton.Launch("stats", _stats_kernel, (B,), (
+            logits, importance, logsumexp, div, w, K, N, NW, *logits.stride()),
             dict(WHOLE=stats["whole"], HAS_DIV=compute_diversity, KS=stats["KS"],
                  BS=stats["BS"], num_warps=stats["num_warps"]),
-            bytes=A + W + B * (2 * K + 1) * 4,
-            in_flight_bytes=min(stats["KS"], K) * min(stats["BS"], N) * e,
-            steps=stats["rounds"], rounds=stats["rounds"]),
-    ]
+            bytes=A + W + S, in_flight_bytes=min(stats["KS"], K) * min(stats["BS"], N) * e,
+            steps=stats["rounds"], rounds=stats["rounds"]))
     if n_chunks == 1:  # few pixels: programs stream channel tiles
         in_flight = (stages - 1) * BC * min(BN, N) * e
         splits, per_split = _split(B * groups, n_ctiles, _programs_in_flight(programs, in_flight))
         launches.append(_triton.Launch("pool", _pool_tiles_kernel, (
             B * splits if C else 0, groups), (
-            features, w, pooled, C, K, N, NW, alpha, *features.stride(), n_ctiles, splits,
-            per_split),
-            dict(KG=KG, BC=BC, BN=BN, STAGES=stages, DOT_PRECISION=precision, num_warps=warps),
-            bytes=F + W * splits + V, in_flight_bytes=in_flight, steps=per_split,
-            streams_features=True, variant=f"maps{KG}/tiles"))
+            features, w, logits, importance, logsumexp, div, pooled, C, K, N, NW, alpha,
+            *features.stride(), *logits.stride(), n_ctiles, splits, per_split),
+            dict(STATS=own_stats, HAS_DIV=compute_diversity, KG=KG, BC=BC, BN=BN,
+                 STAGES=stages, DOT_PRECISION=precision, num_warps=warps),
+            # (its logits are a round trip before any feature load, all programs at once)
+            bytes=F + V + ((A * splits + S) if own_stats else W * splits),
+            in_flight_bytes=in_flight, steps=per_split, serial_rounds=int(own_stats),
+            streams_features=True, variant=f"maps{KG}/tiles" + ("/stats" if own_stats else "")))
         return launches
     in_flight = (stages - 1) * (min(KG, K) + BC) * BN * e  # (w's rows past K are not loaded)
     splits, per_split = _split(B * n_ctiles * groups, n_chunks,
