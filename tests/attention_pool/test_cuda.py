@@ -146,11 +146,6 @@ def test_one_launch_epilogue_up_to_512_pixels(hw, K):
         check_against_reference("cuda", f, a)
 
 
-def _pool_plan(B, C, K, N, element_size, strides, sm_count):
-    plan = _plan(B, C, K, N, element_size, strides, sm_count)
-    return plan["load"], next(launch for launch in plan["forward"] if launch["name"] == "pool")
-
-
 STREAMING_CHECK = """
 import sys, torch
 from fusedattn.ops.attention_pool.testing import check_against_reference, make_inputs
@@ -197,20 +192,51 @@ def test_split_tiles_are_summed_in_split_order(B, C, H, W, K, last_block):
         assert len(digests) == 1, digests
 
 
+@pytest.mark.parametrize("K, own_stats", [(8, True), (9, False)])
+def test_pool_computes_the_statistics_of_small_maps(K, own_stats):
+    """NCHW 7x7: the flat variant's blocks stream channel tiles, 4 blocks a sample here. With
+    one 8-map tile each block computes its sample's statistics and w from the logits (no
+    "stats" launch, no w scratch) and the first stores them; 9 maps keep "stats". Against the
+    reference with the logits as one span (a cp.async copy) and strided (loaded element by
+    element), with and without the diversity; the inference op (no log-sum-exp) gives the same
+    bits."""
+    B, C, H, W = 2, 200, 7, 7
+    plan = _plan(B, C, K, H * W, 2)
+    assert plan["load"] == "flat" and plan["pool_own_stats"] == own_stats
+    assert ("stats" in _launched(plan, "forward")) != own_stats
+    (pool,) = [launch for launch in plan["forward"] if launch["name"] == "pool"]
+    assert pool["grid"][0] == B * 4  # (132 SMs: a block a channel tile)
+    device = require_backend("cuda", torch.bfloat16)
+    f, a = make_inputs(B, C, H, W, K, dtype=torch.bfloat16, device=device, logit_scale=6.0)
+    strided = make_inputs(B, 2 * C, H, W, 2 * K, dtype=torch.bfloat16, device=device,
+                          seed=3)[1][:, ::2]
+    for logits in (a, strided):
+        for compute_diversity in (True, False):
+            check_against_reference("cuda", f, logits, compute_diversity=compute_diversity)
+        trained = fusedattn.attention_pool(f, logits.clone().requires_grad_(), backend="cuda")
+        with torch.no_grad():
+            inferred = fusedattn.attention_pool(f, logits, backend="cuda")
+        for x, y in zip(trained, inferred):
+            assert torch.equal(x.detach(), y)
+
+
 @pytest.mark.parametrize("sm_count", [1, 2] if CUDA_EMULATED else [None])
 def test_small_maps_stream_channel_tiles(sm_count):
     """channels_last 7x7: a channel tile's two pixel chunks cannot fill the pool's ring, so its
     blocks stream several channel tiles (the plan, read back, says how many steps a block
-    takes). In the emulation a process whose GPU has 1 SM (bf16: blocks of 3 and 2 of the 5
+    takes), each computing its sample's statistics and the maps of both chunks (one 8-map
+    tile: no "stats" launch). In the emulation a process whose GPU has 1 SM (bf16: blocks of 3 and 2 of the 5
     tiles, three blocks an SM keeping 32 KB in flight) or 2 (2, 2 and 1); on a GPU a shape whose
     channel tiles are many."""
     device = require_backend("cuda", torch.float32)
     B, C, K, H, W = (2, 264, 8, 7, 7) if CUDA_EMULATED else (16, 4096, 8, 7, 7)
     sms = sm_count or torch.cuda.get_device_properties(device).multi_processor_count
-    load, pool = _pool_plan(B, C, K, H * W, 2, (C * H * W, 1, C), sms)
-    assert load == "nhwc"
+    plan = _plan(B, C, K, H * W, 2, (C * H * W, 1, C), sms)
+    (pool,) = [launch for launch in plan["forward"] if launch["name"] == "pool"]
+    assert plan["load"] == "nhwc" and plan["pool_own_stats"]
     tiles = (C + 63) // 64
     assert pool["grid"][0] < B * tiles and pool["steps"] > 2, pool  # streams, 2 chunks a tile
+    assert "stats" not in _launched(plan, "forward")
     if not CUDA_EMULATED:
         for dtype in (torch.bfloat16, torch.float32):
             f, a = make_inputs(B, C, H, W, K, dtype=dtype, layout="channels_last", device=device)

@@ -77,8 +77,8 @@ MUTANTS = [
            "a flat span's copy one chunk past its count: a sample's last tile reads the "
            "poisoned run after it"),
     Mutant("tile_rewind", "attention_pool/cuda/forward.cu",
-           "      copy_maps.advance(-rewind);\n", "", "asan",
-           ["small_map", "bfloat16", "nhwc"], ONE_SM,
+           "      if constexpr (!kOwnStats) copy_maps.advance(-rewind);\n", "", "asan",
+           ["stream_groups", "bfloat16", "nhwc"], ONE_SM,
            [r"FAILED|AddressSanitizer: (use-after-poison|heap-buffer-overflow)"],
            "a block streaming channel tiles of two pixel chunks does not take its map cursor "
            "back to the first chunk: the next tile is pooled with the wrong pixels' maps"),
@@ -88,8 +88,15 @@ MUTANTS = [
            "asan", ["small_map", "bfloat16", "dense"], {},
            [r"AddressSanitizer: (use-after-poison|heap-buffer-overflow)|"
             r"cp\.async destination: .* not inside the block's \d+ bytes of shared memory"],
-           "\"stats\"' copy of a sample's logits as one span, one chunk past it: the copy "
-           "lands past the block's shared memory (and reads the poisoned run after the sample)"),
+           "the copy of a sample's logits as one span (here by the \"pool\" blocks that compute "
+           "small maps' statistics), one chunk past it: the copy lands past the block's shared "
+           "memory (and reads the poisoned run after the sample)"),
+    Mutant("own_logits_unwaited", "attention_pool/cuda/forward.cu",
+           "  ptx::cp_async_wait_all();  // (and the ring's first stages, issued before)\n", "",
+           "tsan", ["small_map", "bfloat16", "dense"], ONE_SM,
+           [r"ThreadSanitizer: data race|FAILED"],
+           "a \"pool\" block that computes its sample's statistics reads the logits' shared "
+           "copy without waiting for its cp.async copies"),
     Mutant("stats_vector_bound", "attention_pool/cuda/common.cuh",
            "          v[u] = c < chunks ? load_global_v4(row + c) : uint4{0, 0, 0, 0};",
            "          v[u] = load_global_v4(row + c);", "asan", ["maps70", "bfloat16", "nchw"], {},

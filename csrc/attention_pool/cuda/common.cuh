@@ -91,31 +91,33 @@ __device__ __forceinline__ float load_logit(const T* a, int64_t sak, int64_t san
 }
 
 // One sample's statistics into shared memory: s[k] (softmax over the maps of the global
-// average of sigmoid(a[k, :])) and lse[k] (log-sum-exp of a[k, :] over the pixels). With K >=
-// kStatsWarps a warp per map; with fewer maps, warps_per_map warps share a map's pixels and
-// their partial sums meet in `partials` ([3][kStatsWarps] floats) in warp order. Lanes load
+// average of sigmoid(a[k, :])) and lse[k] (log-sum-exp of a[k, :] over the pixels), by a block
+// of kThreads. With K >= its warps a warp per map; with fewer maps, warps_per_map warps share a
+// map's pixels and their partial sums meet in `partials` ([3][warps] floats) in warp order. Lanes load
 // kUnroll pixels before using any, so that several loads are in flight; with `vector` (a map's
 // pixels contiguous in whole 16-byte chunks from 16-byte aligned rows), kStatsVectorChunks
 // chunks. With a `cache` (K x N, in shared memory, 16-byte aligned), the logits are also copied
-// into it. Ends with a __syncthreads.
-template <typename T>
+// into it. Ends with a __syncthreads. (kUnroll and kVectors: fewer logits in flight, or no
+// 16-byte path, for a kernel with fewer registers to spare.)
+template <int kThreads, int kUnroll = kStatsUnroll, bool kVectors = true, typename T>
 __device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t K, int64_t N,
                                   float* s, float* lse, float* partials, T* cache, bool vector) {
-  constexpr int kUnroll = kStatsUnroll, kChunks = kStatsVectorChunks;
+  constexpr int kChunks = kStatsVectorChunks;
+  constexpr int kBlockWarps = kThreads / 32;
   constexpr int kV = 16 / static_cast<int>(sizeof(T));  // logits a chunk
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int warps_per_map = 1;
-  while (warps_per_map * 2 * K <= kStatsWarps) warps_per_map *= 2;
+  while (warps_per_map * 2 * K <= kBlockWarps) warps_per_map *= 2;
   const int slot = warp % warps_per_map;
   const int64_t stride = 32 * warps_per_map;
-  for (int64_t k = warp / warps_per_map; k < K; k += kStatsWarps / warps_per_map) {
+  for (int64_t k = warp / warps_per_map; k < K; k += kBlockWarps / warps_per_map) {
     float gap = 0.f;
     fm::SoftmaxState<float> st = fm::softmax_empty<float>();
     const auto take = [&](float x) {
       gap += fm::sigmoid(x);
       st = fm::softmax_push(st, x);
     };
-    if (vector) {
+    if (kVectors && vector) {
       const uint4* row = reinterpret_cast<const uint4*>(a + k * sak);
       uint4* cached = cache != nullptr ? reinterpret_cast<uint4*>(cache + k * N) : nullptr;
       const int64_t chunks = N / kV;
@@ -160,8 +162,8 @@ __device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t 
         lse[k] = fm::softmax_logsumexp(st);
       } else {
         partials[warp] = gap;
-        partials[kStatsWarps + warp] = st.max;
-        partials[2 * kStatsWarps + warp] = st.sum;
+        partials[kBlockWarps + warp] = st.max;
+        partials[2 * kBlockWarps + warp] = st.sum;
       }
     }
   }
@@ -172,8 +174,8 @@ __device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t 
     fm::SoftmaxState<float> st = fm::softmax_empty<float>();
     for (int i = k * warps_per_map; i < (k + 1) * warps_per_map; ++i) {
       gap += partials[i];
-      st = fm::softmax_merge(st, fm::SoftmaxState<float>{partials[kStatsWarps + i],
-                                                         partials[2 * kStatsWarps + i]});
+      st = fm::softmax_merge(st, fm::SoftmaxState<float>{partials[kBlockWarps + i],
+                                                         partials[2 * kBlockWarps + i]});
     }
     s[k] = gap / static_cast<float>(N);
     lse[k] = fm::softmax_logsumexp(st);

@@ -4,6 +4,8 @@
 // (v = alpha w f^T, the one pass over the features, on tensor cores through a cp.async ring;
 // where pixel chunks were split between blocks, the last block of a tile adds their partial
 // sums in split order where they fit its shared memory, else a launch of its own, "reduce").
+// Where small maps' blocks stream channel tiles and the maps are one 8-map tile, "pool" computes
+// each sample's statistics and w itself (own_statistics; plan.own_stats): no "stats" launch.
 #include "common.cuh"
 
 namespace fusedattn {
@@ -47,10 +49,10 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
     ptx::cp_async_wait_all();
     __syncthreads();
     logits = cache;
-    sample_statistics(logits, sak, san, p.K, p.N, s, lse, scratch, static_cast<T*>(nullptr),
+    sample_statistics<kStatsThreads>(logits, sak, san, p.K, p.N, s, lse, scratch, static_cast<T*>(nullptr),
                       false);
   } else {
-    sample_statistics(a, sak, san, p.K, p.N, s, lse, scratch, cache, p.vector_logits);
+    sample_statistics<kStatsThreads>(a, sak, san, p.K, p.N, s, lse, scratch, cache, p.vector_logits);
     if (cache != nullptr) {
       logits = cache;
       sak = p.N;
@@ -102,6 +104,14 @@ struct PoolArgs {
   unsigned* arrivals;
   int64_t channel_tiles, pixel_splits, chunks_per_split, pixel_chunks;
   int64_t tiles_per_block, channel_blocks;  // channel tiles a block streams, blocks a sample
+  // own_stats (plan.h): the logits (one dense span, 16-byte aligned, where span_logits) and
+  // the statistics' outputs, as "stats" takes them
+  const void* logits;
+  int64_t sab, sak, san;
+  float* importance;
+  float* logsumexp;  // or nullptr
+  float* diversity;  // or nullptr
+  bool span_logits;
 };
 
 // The pool's products over a flat tile for 16-bit T: a warp's 16 channels, rows of N pixels
@@ -219,21 +229,92 @@ __device__ __forceinline__ void finish_split_tile(const float* partial, int64_t 
   }
 }
 
+// (own_statistics: a map's <= 128 pixels, a lane's 4 of 32 a warp at once; more spilled)
+constexpr int kOwnStatsUnroll = 4;
+
+// A "pool" block that computes its sample's statistics (plan.own_stats: one 8-map tile of
+// fewer pixel chunks than the ring's stages): the sample's logits into shared memory (as a
+// span by cp.async where they are one, else element by element in one unrolled batch), s and
+// lse, then w = s sigmoid(a) into the block's map tiles (chunk c's at maps + c
+// kPoolMapElements; zero past K maps and N pixels), and where `store` (the sample's first
+// block) the statistics and the diversity. The arithmetic of "stats" (sample_statistics,
+// fm::sigmoid, from_float), so the sample's blocks get the same bits, and the backward the w it
+// recomputes from the importance. No loop touches global memory but the span's 16-byte
+// copies. The maps are read after the main loop's first barrier.
+template <typename T, typename Tiles>
+__device__ __forceinline__ void own_statistics(const PoolArgs& p, int64_t b, T* maps, bool store,
+                                               unsigned char* smem) {
+  constexpr int kMaxLogits = Tiles::kMapRows * Tiles::kOwnChunks * Tiles::kExtent;
+  float* const s = reinterpret_cast<float*>(smem + Tiles::kOwnStatsOffset);  // [kMapRows]
+  float* const lse = s + Tiles::kMapRows;                                   // [kMapRows]
+  float* const partials = lse + Tiles::kMapRows;                            // [3 kWarps]
+  T* const logits = reinterpret_cast<T*>(smem + Tiles::kOwnLogitsOffset);   // [kMaxLogits]
+  const T* a = static_cast<const T*>(p.logits) + b * p.sab;
+  const int K = static_cast<int>(p.K), N = static_cast<int>(p.N);
+  // (the cache in the span's own layout, at the same strides from its start; else K x N)
+  int64_t sak = p.sak, san = p.san;
+  if (p.span_logits) {
+    copy_chunks_async<T, kTileThreads>(logits, a, K * N);
+    ptx::cp_async_commit_group();
+  } else {
+#pragma unroll
+    for (int u = 0; u < (kMaxLogits + kTileThreads - 1) / kTileThreads; ++u) {
+      const int i = threadIdx.x + u * kTileThreads;
+      if (i < K * N) logits[i] = a[i / N * p.sak + i % N * p.san];
+    }
+    sak = N;
+    san = 1;
+  }
+  ptx::cp_async_wait_all();  // (and the ring's first stages, issued before)
+  __syncthreads();
+  sample_statistics<kTileThreads, kOwnStatsUnroll, false>(
+      static_cast<const T*>(logits), sak, san, p.K, p.N, s, lse, partials,
+      static_cast<T*>(nullptr), false);
+  const int row_pixels = static_cast<int>(p.pixel_chunks) * Tiles::kExtent;
+  for (int i = threadIdx.x; i < Tiles::kMapRows * row_pixels; i += kTileThreads) {
+    const int r = i / row_pixels, n = i % row_pixels;
+    const float x = r < K && n < N ? s[r] * fm::sigmoid(to_float(logits[r * sak + n * san])) : 0.f;
+    maps[n / Tiles::kExtent * Tiles::kPoolMapElements + r * Tiles::kLdw + n % Tiles::kExtent] =
+        from_float<T>(x);
+  }
+  if (!store) return;
+  static_assert(Tiles::kMapRows <= kTileThreads, "a thread a map");
+  if (threadIdx.x < K) {
+    p.importance[b * K + threadIdx.x] = s[threadIdx.x];
+    if (p.logsumexp != nullptr) p.logsumexp[b * K + threadIdx.x] = lse[threadIdx.x];
+  }
+  if (p.diversity != nullptr) {
+    float partial = 0.f;  // D = sum_n max_k s[k] p[k, n], a thread's pixels
+    for (int n = threadIdx.x; n < N; n += kTileThreads) {
+      PixelWinner winner;
+      for (int k = 0; k < K; ++k) {
+        winner.add(k, fm::weighted_prob(s[k], to_float(logits[k * sak + n * san]), lse[k]));
+      }
+      partial += winner.best;
+    }
+    const float D = block_sum<kTileThreads>(partial, partials);
+    if (threadIdx.x == 0) p.diversity[b] = 1.f - D;
+  }
+}
+
 // Blocks over (sample, channel tiles, pixel split, map group). A step of the ring is a pixel
 // chunk of the block's channel tile. Where the block streams its tiles_per_block channel tiles
 // (the flat variant, whose chunk is all of a tile's pixels, and kStreamTiles: small maps), a
 // step is a chunk of one of them (chunks inner), each tile's v stored after its last chunk;
 // the flat variant's steps all read the block's one map tile. (Streaming is a variant of its
 // own so that the other kernels' loops keep no store.)
-template <typename T, int kMapTiles, FeatureLoad kLoad, bool kStreamTiles>
+template <typename T, int kMapTiles, FeatureLoad kLoad, bool kStreamTiles, bool kOwnStats>
 __global__ void __launch_bounds__(kTileThreads,
-                                  (Tiles<sizeof(T), kMapTiles, kLoad>::kPoolMinBlocks))
+                                  (kOwnStats
+                                       ? Tiles<sizeof(T), kMapTiles, kLoad>::kPoolOwnStatsMinBlocks
+                                       : Tiles<sizeof(T), kMapTiles, kLoad>::kPoolMinBlocks))
     pool_kernel(PoolArgs p) {
   using Tiles = ::fusedattn::attention_pool::cuda::Tiles<sizeof(T), kMapTiles, kLoad>;
   constexpr int kStages = Tiles::kStages;
   constexpr bool kTileSteps = Tiles::kPoolTileSteps;  // (the flat variant)
   constexpr bool kStreams = kTileSteps || kStreamTiles;
   static_assert(!(kTileSteps && kStreamTiles), "the flat variant always streams");
+  static_assert(!kOwnStats || (kStreams && kMapTiles == 1), "own statistics: plan.own_stats");
   T* smem = dynamic_shared_memory<T>();
   // (flat: the block's map tile [kMapRows][kLdw] and v's staging tile [kMapRows][kLdc])
   T* const block_maps = smem + kStages * Tiles::kPoolStageElements;
@@ -251,7 +332,11 @@ __global__ void __launch_bounds__(kTileThreads,
   const int chunks = static_cast<int>(chunk_end - chunk_begin);  // (1 for the flat variant)
   const int steps = static_cast<int>(kStreams ? (tile_end - tile_begin) * chunks : chunks);
   const T* f = static_cast<const T*>(p.features) + b * p.sfb;
-  const T* w = static_cast<const T*>(p.w) + (b * p.w_rows + group * Tiles::kMapRows) * p.w_cols;
+  // (no scratch with own statistics, whose maps own_statistics writes: its cursor, never
+  // used, points at them)
+  const T* w = kOwnStats ? block_maps
+                         : static_cast<const T*>(p.w) +
+                               (b * p.w_rows + group * Tiles::kMapRows) * p.w_cols;
 
   // Cursors over the steps' tiles: each load issues the copies of the next one into stage
   // `stage` (w's scratch holds whole tiles) and moves on to the tile's next chunk, or back to
@@ -269,15 +354,15 @@ __global__ void __launch_bounds__(kTileThreads,
   auto load = [&](int stage) {
     T* ft = smem + stage * Tiles::kPoolStageElements;
     copy_features(ft, p, channels_left, pixels_left);
-    if constexpr (!kTileSteps) copy_maps.whole(ft + Tiles::kFeatureElements);
+    if constexpr (!kTileSteps && !kOwnStats) copy_maps.whole(ft + Tiles::kFeatureElements);
     if (!kStreams || ++load_chunk < chunks) {
       copy_features.advance(Tiles::kExtent * p.sfn);
-      copy_maps.advance(Tiles::kExtent);
+      if constexpr (!kOwnStats) copy_maps.advance(Tiles::kExtent);
       pixels_left -= Tiles::kExtent;
     } else {
       load_chunk = 0;
       copy_features.advance(next_tile);
-      copy_maps.advance(-rewind);
+      if constexpr (!kOwnStats) copy_maps.advance(-rewind);
       pixels_left += rewind;
       channels_left -= kChannelTile;
     }
@@ -333,13 +418,18 @@ __global__ void __launch_bounds__(kTileThreads,
   constexpr bool kFlatProducts = kLoad == FeatureLoad::kFlat && sizeof(T) == 2;
   const std::conditional_t<kFlatProducts, FlatProducts<T, kMapTiles, Tiles::kLdw>, NoProducts>
       flat_products(static_cast<int>(p.N), warp);
-  if constexpr (kTileSteps) {
+  if constexpr (kTileSteps && !kOwnStats) {
     if (steps > 0) copy_maps.whole(block_maps);  // (in the first stage's group)
   }
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) {
     if (i < steps) load(i);
     ptx::cp_async_commit_group();  // (empty groups keep the count uniform)
+  }
+  // (the sample's logits, after the first stages' copies: their round trips overlap)
+  if constexpr (kOwnStats) {
+    own_statistics<T, Tiles>(p, b, block_maps, at.middle == 0,
+                             reinterpret_cast<unsigned char*>(smem));
   }
   int chunk = 0;  // the step's chunk of channel tile `tile`
   int64_t tile = tile_begin;
@@ -350,7 +440,9 @@ __global__ void __launch_bounds__(kTileThreads,
     if (step + kStages - 1 < steps) load((step + kStages - 1) % kStages);
     ptx::cp_async_commit_group();
     const T* ft = smem + (step % kStages) * Tiles::kPoolStageElements;
-    const T* wt = kTileSteps ? block_maps : ft + Tiles::kFeatureElements;
+    const T* wt = kTileSteps  ? block_maps
+                  : kOwnStats ? block_maps + chunk * Tiles::kPoolMapElements
+                              : ft + Tiles::kFeatureElements;
     if constexpr (kFlatProducts) {
       flat_products(acc, ft, wt);
     } else {
@@ -438,15 +530,18 @@ template <typename T, int kMapTiles, FeatureLoad kLoad>
 void launch_pool(const PoolArgs& args, const ForwardPlan& plan, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(plan.pool.grid_x),
                   static_cast<unsigned>(plan.pool.grid_y));
-  if constexpr (kLoad == FeatureLoad::kNchw || kLoad == FeatureLoad::kNhwc) {
-    if (plan.stream_tiles) {
-      launch(pool_kernel<T, kMapTiles, kLoad, true>, grid, dim3(plan.pool.threads),
-             plan.pool.shared_bytes, stream, args);
-      return;
-    }
+  const auto run = [&](auto kernel) {
+    launch(kernel, grid, dim3(plan.pool.threads), plan.pool.shared_bytes, stream, args);
+  };
+  constexpr bool kTiled = kLoad == FeatureLoad::kNchw || kLoad == FeatureLoad::kNhwc;
+  // (own statistics: one map tile, blocks that stream channel tiles)
+  if constexpr (kMapTiles == 1 && kLoad != FeatureLoad::kScalar) {
+    if (plan.own_stats) return run(pool_kernel<T, 1, kLoad, kTiled, true>);
   }
-  launch(pool_kernel<T, kMapTiles, kLoad, false>, grid, dim3(plan.pool.threads),
-         plan.pool.shared_bytes, stream, args);
+  if constexpr (kTiled) {
+    if (plan.stream_tiles) return run(pool_kernel<T, kMapTiles, kLoad, true, false>);
+  }
+  run(pool_kernel<T, kMapTiles, kLoad, false, false>);
 }
 
 }  // namespace
@@ -473,14 +568,20 @@ void launch_forward(const ForwardParams& p, const ForwardPlan& plan, DType dtype
                           static_cast<float*>(p.diversity), scratch.w, plan.w_rows, plan.w_cols,
                           plan.cache_logits, vector_logits, span_logits, arrivals,
                           plan.channel_tiles * plan.map_groups};
-    launch(stats_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)), dim3(plan.stats.threads),
-           plan.stats.shared_bytes, stream, stats);
+    if (plan.stats.grid_x > 0) {  // (none where "pool" computes the statistics: own_stats)
+      launch(stats_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)),
+             dim3(plan.stats.threads), plan.stats.shared_bytes, stream, stats);
+    }
     if (plan.pool.grid_x == 0) return;
     const PoolArgs pool{p.features, p.sfb, p.sfc, p.sfn, p.C, p.N, p.K, scratch.w, plan.w_rows,
                         plan.w_cols, fm::pool_scale<float>(p.mean_pool, p.N), p.pooled,
                         split ? scratch.partial : nullptr, arrivals, plan.channel_tiles,
                         plan.pixel_splits, plan.chunks_per_split, plan.pixel_chunks,
-                        plan.tiles_per_block, plan.channel_blocks};
+                        plan.tiles_per_block, plan.channel_blocks, p.logits, p.sab, p.sak,
+                        p.san, static_cast<float*>(p.importance),
+                        static_cast<float*>(p.logsumexp), static_cast<float*>(p.diversity),
+                        logits_as_span(static_cast<int>(sizeof(T)), logits_address, p.sab,
+                                       p.sak, p.san, p.K, p.N)};
     dispatch_variant(plan.map_tiles, plan.load, [&](auto tiles, auto load) {
       launch_pool<T, decltype(tiles)::value, decltype(load)::value>(pool, plan, stream);
     });

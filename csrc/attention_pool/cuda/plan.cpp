@@ -150,10 +150,11 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   p.w_cols = p.pixel_chunks * extent;
   p.channel_tiles = ceil_div(C, kChannelTile);
   // (in flight: the ring's stages but the one being read)
-  int64_t pool_shared = 0, in_flight = 0, stages = 0;
+  int64_t pool_shared = 0, own_stats_shared = 0, in_flight = 0, stages = 0;
   with_tiles(element_size, p.map_tiles, load, [&](auto tiles_of) {
     using Tiles = decltype(tiles_of);
     pool_shared = Tiles::kPoolSharedBytes;
+    own_stats_shared = Tiles::kPoolOwnStatsSharedBytes;
     stages = Tiles::kStages;
     in_flight = (Tiles::kStages - 1) * Tiles::pool_stage_bytes(N);
   });
@@ -191,8 +192,14 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
     p.chunks_per_split = pixels.per_split;
   }
 
+  p.own_stats = C > 0 && p.map_tiles == 1 && p.map_groups == 1 && p.pixel_chunks < stages &&
+                (load == FeatureLoad::kFlat || p.stream_tiles);
+  if (p.own_stats && load != FeatureLoad::kFlat) {
+    in_flight = (stages - 1) * kChannelTile * extent * element_size;  // (stages of features only)
+  }
+
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
-  p.w_scratch_elements = static_cast<size_t>(B * p.w_rows * p.w_cols);
+  p.w_scratch_elements = p.own_stats ? 0 : static_cast<size_t>(B * p.w_rows * p.w_cols);
   const int64_t W = static_cast<int64_t>(p.w_scratch_elements) * e;
   // (stats: the statistics' round trips, then the pass over the pixels, a thread's maps
   // kLogitBatch at a time: from the shared copy of the logits where it fits, else from memory)
@@ -218,6 +225,7 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
              p.span_logits ? K * N * e : std::min(K * N * e, kStatsThreads * per_lane * e),
              ceil_div(K * N, kStatsThreads * per_lane),
              p.span_logits ? 1 : stats_rounds(K, N, per_lane) + second_pass_rounds};
+  if (p.own_stats) p.stats = {};
   int64_t partial = 0, serial_rounds = 0;
   if (p.pixel_splits > 1 && C > 0) {
     const size_t sums =
@@ -232,12 +240,15 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
     // (the last block of a tile: its count of arrivals, then its copies of the partial sums)
     serial_rounds = p.finish_in_pool ? 2 : 0;
   }
-  // (the partial sums written, and read back by the last blocks where finish_in_pool)
+  // (the partial sums written, and read back by the last blocks where finish_in_pool; with
+  // own_stats, every block's logits and the statistics in place of w, and the wait for the
+  // logits, their statistics and w before the first wave's blocks read their first stage)
   p.pool = {C > 0 ? B * p.channel_blocks * p.pixel_splits : 0, p.map_groups, kTileThreads,
-            static_cast<size_t>(pool_shared),
-            F + W + (partial == 0 ? V : p.finish_in_pool ? 2 * partial + V : partial), in_flight,
-            p.tiles_per_block * p.chunks_per_split};
-  p.pool.serial_rounds = serial_rounds;
+            static_cast<size_t>(p.own_stats ? own_stats_shared : pool_shared),
+            F + (p.own_stats ? A * p.channel_blocks + B * (2 * K + 1) * 4 : W) +
+                (partial == 0 ? V : p.finish_in_pool ? 2 * partial + V : partial),
+            in_flight, p.tiles_per_block * p.chunks_per_split};
+  p.pool.serial_rounds = p.own_stats ? 1 : serial_rounds;
   if (partial > 0 && !p.finish_in_pool) {
     const int64_t parts = 8 * p.map_tiles * kChannelTile / kReduceThreads;
     const int64_t batch = p.pixel_splits < kReduceBatch ? p.pixel_splits : kReduceBatch;

@@ -14,7 +14,9 @@
 // last), with no third launch, where the maps are one 8-map tile and the tile's partial sums
 // fit its shared memory at once; else by launch 3, "reduce", spread over many blocks.
 // Small maps (the flat variant, whose chunk is all of a tile's pixels, or fewer chunks than
-// the ring's stages) are never split: a block streams several channel tiles instead.
+// the ring's stages) are never split: a block streams several channel tiles instead; where
+// their maps are also one 8-map tile (own_stats), "pool" computes each sample's statistics and
+// w itself from the logits, its first block a sample storing them: one launch, no scratch.
 //
 // Backward: "pad_gv" (only where grad_pooled's rows are not whole 16-byte chunks: gv padded;
 // blocks of kPadGvRows rows and kPadGvColumns columns), "features" (one pass over f: w of its
@@ -133,6 +135,21 @@ struct Tiles {
   static constexpr size_t kPoolSharedBytes =
       static_cast<size_t>(kElementSize) *
       (kStages * kPoolStageElements + (kPoolTileSteps ? kPoolMapElements + kMapRows * kLdc : 0));
+  // "pool" computing its sample's statistics (plan.own_stats: one 8-map tile, maps of fewer
+  // pixel chunks than the ring's stages, blocks that stream channel tiles): after the ring, the
+  // map tiles of every chunk (kOwnChunks; the flat variant's one is its block_maps, then its
+  // staging tile), s, lse and the warps' partial sums (kOwnFloats), then the sample's logits
+  // (at most kMapRows x kOwnChunks kExtent).
+  static constexpr int kOwnChunks = kPoolTileSteps ? 1 : kStages - 1;
+  static constexpr size_t kOwnStatsOffset = fusedattn::cuda::whole_chunk_bytes(
+      static_cast<size_t>(kElementSize) *
+      (kStages * kPoolStageElements + kOwnChunks * kPoolMapElements +
+       (kPoolTileSteps ? kMapRows * kLdc : 0)));
+  static constexpr int kOwnFloats = 2 * kMapRows + 3 * kWarps;
+  static constexpr size_t kOwnLogitsOffset =
+      fusedattn::cuda::whole_chunk_bytes(kOwnStatsOffset + sizeof(float) * kOwnFloats);
+  static constexpr size_t kPoolOwnStatsSharedBytes = fusedattn::cuda::whole_chunk_bytes(
+      kOwnLogitsOffset + static_cast<size_t>(kElementSize) * kMapRows * kOwnChunks * kExtent);
   // Backward ("features"): the chunk's map tile [kMapRows16][kLdw], kStages stages of (feature
   // tile, gv tile [kMapRows16][kLdc]), the gf staging tile ([channel][pixel] with kLdgf,
   // [pixel][channel] with kLdc, or a span: the largest), and the channel parts' gw.
@@ -179,6 +196,7 @@ struct Tiles {
   static constexpr int kPoolMinBlocks =
       kLoad == FeatureLoad::kScalar && blocks_by_shared(kPoolSharedBytes) > 6
           ? 6 : blocks_by_shared(kPoolSharedBytes);
+  static constexpr int kPoolOwnStatsMinBlocks = blocks_by_shared(kPoolOwnStatsSharedBytes);
   static constexpr int kFeaturesMinBlocks = blocks_by_shared(kFeaturesSharedBytes);
 };
 
@@ -226,6 +244,12 @@ struct ForwardPlan {
   // "pool"'s last block of a split tile adds the splits (one 8-map tile, and all the splits'
   // partial sums fit its shared memory at once): no "reduce"
   bool finish_in_pool;
+  // "pool" computes its sample's statistics and w (Tiles::kPoolOwnStatsSharedBytes says
+  // where), its first block a sample storing them: no "stats" launch, no w scratch. Where the
+  // maps are one 8-map tile of fewer pixel chunks than the ring's stages and blocks stream
+  // channel tiles: a sample's few blocks each recompute its K x N maps (<= 8 x 128), against
+  // the C x N features they stream.
+  bool own_stats;
   Launch stats, pool, reduce;
   // The scratch buffers (elements, floats): w, and the pixel splits' partial sums followed,
   // from float arrivals_offset on, by one arrival count (unsigned) per (sample, channel tile,

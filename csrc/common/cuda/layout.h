@@ -3,6 +3,7 @@
 // (common/cuda/tile.cuh).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace fusedattn {
@@ -25,6 +26,9 @@ constexpr int whole_chunks(int count, int element_size) {
   return (count + chunk_elements(element_size) - 1) / chunk_elements(element_size) *
          chunk_elements(element_size);
 }
+
+// `bytes` rounded up to whole 16-byte chunks (an offset where 16-byte copies may start).
+constexpr size_t whole_chunk_bytes(size_t bytes) { return (bytes + 15) / 16 * 16; }
 
 }  // namespace cuda
 }  // namespace fusedattn

@@ -26,8 +26,10 @@ LAYOUTS = ("contiguous", "channels_last")
 B1_SHAPE = "1,1024,20x20,8"
 MODES = {"forward": ("forward",), "forward+backward": ("forward", "backward")}
 # The pool variant whose blocks stream several channel tiles (kStreamTiles; the flat variant
-# always does, under its own name)
+# always does, under its own name), and the one that computes its samples' statistics
+# (kOwnStats)
 STREAMING_SUFFIX = "/tiles"
+OWN_STATS_SUFFIX = "/stats"
 _DTYPES = {"__nv_bfloat16": "bfloat16", "__half": "float16", "float": "float32"}
 
 
@@ -38,11 +40,13 @@ def identify_cuda(name: str) -> Optional[dict]:
         return None
     args = [a.strip() for a in m.group(2).split(",")]
     variant = ""
-    if len(args) >= 3:  # (T, map tiles, feature load[, pool's kStreamTiles])
+    if len(args) >= 3:  # (T, map tiles, feature load[, pool's kStreamTiles, kOwnStats])
         load = LOADS[int(re.search(r"(\d+)$", args[2]).group(1))]
         variant = f"{load}/maps{8 * int(args[1])}"
-        if args[3:] == ["true"]:
+        if args[3:4] == ["true"]:
             variant += STREAMING_SUFFIX
+        if args[4:5] == ["true"]:
+            variant += OWN_STATS_SUFFIX
     return {"kernel": m.group(1), "dtype": _DTYPES.get(args[0], args[0]), "variant": variant,
             "streams_features": m.group(1) in STREAMING,
             "aligned": variant.split("/")[0] in ALIGNED_LOADS if variant else None}
@@ -62,10 +66,11 @@ def cuda_launches(plan: dict, mode: str, dtype: str) -> list[dict]:
     for launch in plan[mode]:
         if launch["grid"][0] == 0:
             continue
-        streams = launch["name"] == "pool" and plan["pool_streams_tiles"]
+        pool = launch["name"] == "pool"
+        suffix = ((STREAMING_SUFFIX if pool and plan["pool_streams_tiles"] else "") +
+                  (OWN_STATS_SUFFIX if pool and plan["pool_own_stats"] else ""))
         out.append({**launch, "dtype": dtype,
-                    "variant": (variant + (STREAMING_SUFFIX if streams else "")
-                                if launch["tiled"] else ""),
+                    "variant": variant + suffix if launch["tiled"] else "",
                     "ctas": launch["grid"][0] * launch["grid"][1]})
     return out
 

@@ -9,8 +9,10 @@ one register-resident tile of the sample's logits where it fits (one round trip)
 one pass over the features, v = alpha w f^T on tensor cores (tl.dot) per (sample, channel tile,
 pixel split, map group) program, its pixel loop software-pipelined (tl.range num_stages: cp.async
 on sm_80+), or where the maps are one pixel chunk a program streaming its share of the channel
-tiles with w loaded once; where pixel chunks were split between programs (small batches),
-"reduce" adds the splits' partial sums in a fixed order.
+tiles with w loaded once (or, where they are also one map group, computed from the logits by
+each program, with no "stats" launch: its split 0 stores the statistics); where pixel chunks
+were split between programs (small batches), "reduce" adds the splits' partial sums in a fixed
+order.
 
 Backward: "features" computes its pixel chunk's w from the logits and the saved importance, then
 reads f once and writes gf = alpha gv^T w while accumulating its channel split's share of
