@@ -171,14 +171,17 @@ print(hashlib.sha256(fusedattn.attention_pool(f, a, backend="cuda")[0].view(torc
     (1, 70, 15, 20, 33, False)], ids=["scalar-3-splits", "B1-20x20", "too-many-splits", "K33"])
 def test_split_tiles_are_summed_in_split_order(B, C, H, W, K, last_block):
     """Where a sample's channel tiles are too few to fill the GPU, pixel chunks are split between
-    "pool"'s blocks. With one 8-map tile whose splits' partial sums fit its shared memory, the
-    last of a tile's blocks to finish adds them (no "reduce" launch); else "reduce" does. Either
+    "pool"'s blocks. With one 8-map tile whose splits' partial sums fit the shared memory its
+    blocks may take (B = 1 20x20: 13 splits, NCHW and channels_last alike), the last of a
+    tile's blocks to finish adds them (no "reduce" launch); else "reduce" does. Either
     way in split order: the result must match the reference in both layouts and, where a last
     block adds, be bitwise the same whichever block that is (the emulation's block orders)."""
     device = require_backend("cuda", torch.float32)
-    plan = _plan(B, C, K, H * W, 2)
-    assert plan["pixel_splits"] > 1
-    assert ("reduce" in _launched(plan, "forward")) == (not last_block)
+    N = H * W
+    for strides in (None, (C * N, 1, C)):  # (NCHW, channels_last)
+        plan = _plan(B, C, K, N, 2, strides)
+        assert plan["pixel_splits"] > 1
+        assert ("reduce" in _launched(plan, "forward")) == (not last_block)
     for layout in ("contiguous", "channels_last"):
         for dtype in (torch.bfloat16, torch.float32):
             f, a = make_inputs(B, C, H, W, K, dtype=dtype, layout=layout, device=device)

@@ -91,12 +91,6 @@ MUTANTS = [
            "the copy of a sample's logits as one span (here by the \"pool\" blocks that compute "
            "small maps' statistics), one chunk past it: the copy lands past the block's shared "
            "memory (and reads the poisoned run after the sample)"),
-    Mutant("own_logits_unwaited", "attention_pool/cuda/forward.cu",
-           "  ptx::cp_async_wait_all();  // (and the ring's first stages, issued before)\n", "",
-           "tsan", ["small_map", "bfloat16", "dense"], ONE_SM,
-           [r"ThreadSanitizer: data race|FAILED"],
-           "a \"pool\" block that computes its sample's statistics reads the logits' shared "
-           "copy without waiting for its cp.async copies"),
     Mutant("stats_vector_bound", "attention_pool/cuda/common.cuh",
            "          v[u] = c < chunks ? load_global_v4(row + c) : uint4{0, 0, 0, 0};",
            "          v[u] = load_global_v4(row + c);", "asan", ["maps70", "bfloat16", "nchw"], {},

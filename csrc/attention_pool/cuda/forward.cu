@@ -181,7 +181,8 @@ struct NoProducts {
 };
 
 // Where a channel tile's pixel chunks were split between blocks and their partial sums fit
-// shared memory at once (plan.finish_in_pool: one 8-map tile), the last of its blocks to finish
+// shared memory at once (plan.finish_in_pool: one 8-map tile; the launch gives the block room for
+// them, as much as keeps its blocks an SM), the last of its blocks to finish
 // adds them, in split order whichever block that is (the same sum: deterministic), and stores
 // v (rows_left x cols_left of the tile, rows C apart). A block's arrival is counted by an
 // acquire-release atomic after a barrier that follows every thread's partial stores (and
@@ -195,8 +196,8 @@ __device__ __forceinline__ void finish_split_tile(const float* partial, int64_t 
   constexpr int kTileFloats = Tiles::kMapRows * kChannelTile;
   constexpr int kPerThread = kTileFloats / kTileThreads;
   static_assert(kTileFloats % kTileThreads == 0, "whole rows of partial sums");
-  int* const last = reinterpret_cast<int*>(smem + Tiles::kPoolSharedBytes - kFinishFlagBytes);
-  float* const staged = reinterpret_cast<float*>(smem);
+  float* const staged = reinterpret_cast<float*>(smem);  // [splits][kTileFloats], then the flag
+  int* const last = reinterpret_cast<int*>(staged + splits * kTileFloats);
   __threadfence();  // (the release below covers the block's stores through the barrier; the
                     // fence, once a block, keeps the pattern CUDA's guide documents)
   __syncthreads();  // every thread's partial sums stored, and done with shared memory

@@ -231,9 +231,16 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
     const size_t sums =
         static_cast<size_t>(B * p.channel_tiles * p.pixel_splits * p.w_rows * kChannelTile);
     partial = static_cast<int64_t>(sums) * 4;
-    p.finish_in_pool = p.map_tiles == 1 &&
-                       p.pixel_splits <= finish_max_splits(static_cast<size_t>(pool_shared),
-                                                           8 * kChannelTile);
+    // (in as much shared memory as leaves the pool's blocks an SM as they are)
+    p.finish_in_pool =
+        p.map_tiles == 1 &&
+        p.pixel_splits <= finish_max_splits(
+                              shared_bytes_at_same_occupancy(static_cast<size_t>(pool_shared)),
+                              8 * kChannelTile);
+    if (p.finish_in_pool) {
+      pool_shared = std::max<int64_t>(
+          pool_shared, p.pixel_splits * 8 * kChannelTile * 4 + int64_t{kFinishFlagBytes});
+    }
     p.arrivals_offset = sums;
     p.partial_floats = sums + (p.finish_in_pool
                                    ? static_cast<size_t>(B * p.channel_tiles * p.map_groups) : 0);

@@ -82,12 +82,20 @@ constexpr int kEpilogueThreads = 256;  // "gather" and "logits": a pixel tile
 constexpr int kEpilogueMaxThreads = 512;
 constexpr int kReduceThreads = 256;  // divides 8 x kChannelTile: a map tile's partials
 constexpr int kReduceBatch = 16;    // a "reduce" thread's partials in flight
+// An SM's shared memory, and what the hardware reserves of it per block.
+constexpr size_t kSharedPerSm = 233472;  // 228 KB
+constexpr size_t kSharedReservedPerBlock = 1024;
+// The most shared memory a block may take with as many blocks an SM as `bytes` leaves room for.
+constexpr size_t shared_bytes_at_same_occupancy(size_t bytes) {
+  return kSharedPerSm / (kSharedPerSm / (bytes + kSharedReservedPerBlock)) -
+         kSharedReservedPerBlock;
+}
 // A split tile's last block copies the splits' partial sums (tile_floats floats each) into its
-// shared memory at once, before the flag at its end that says the block is last: at most
-// finish_max_splits splits (plan.finish_in_pool).
+// shared memory at once, before the flag after them that says the block is last: at most
+// finish_max_splits splits (plan.finish_in_pool) in `shared_bytes`.
 constexpr size_t kFinishFlagBytes = 16;
-constexpr int finish_max_splits(size_t pool_shared_bytes, int tile_floats) {
-  return static_cast<int>((pool_shared_bytes - kFinishFlagBytes) /
+constexpr int finish_max_splits(size_t shared_bytes, int tile_floats) {
+  return static_cast<int>((shared_bytes - kFinishFlagBytes) /
                           (static_cast<size_t>(tile_floats) * sizeof(float)));
 }
 constexpr int kGatherMaps = 32;  // maps "gather" sums between two barriers
@@ -189,8 +197,8 @@ struct Tiles {
   // which gives ptxas its register budget (left to itself it was seen to cap a kernel at 80
   // registers and spill).
   static constexpr int blocks_by_shared(size_t bytes) {
-    return bytes + 1024 >= 233472 / 2 ? 1 : static_cast<int>(233472 / (bytes + 1024)) > 8
-                                                ? 8 : static_cast<int>(233472 / (bytes + 1024));
+    const size_t blocks = kSharedPerSm / (bytes + kSharedReservedPerBlock);
+    return blocks < 2 ? 1 : blocks > 8 ? 8 : static_cast<int>(blocks);
   }
   // The scalar variant's address math needs more than the 64 registers of 8 blocks.
   static constexpr int kPoolMinBlocks =
