@@ -195,15 +195,16 @@ def test_split_tiles_are_summed_in_split_order(B, C, H, W, K, last_block):
         assert len(digests) == 1, digests
 
 
-@pytest.mark.parametrize("K, own_stats", [(8, True), (9, False)])
-def test_pool_computes_the_statistics_of_small_maps(K, own_stats):
-    """NCHW 7x7: the flat variant's blocks stream channel tiles, 4 blocks a sample here. With
-    one 8-map tile each block computes its sample's statistics and w from the logits (no
-    "stats" launch, no w scratch) and the first stores them; 9 maps keep "stats". Against the
-    reference with the logits as one span (a cp.async copy) and strided (loaded element by
-    element), with and without the diversity; the inference op (no log-sum-exp) gives the same
-    bits."""
-    B, C, H, W = 2, 200, 7, 7
+@pytest.mark.parametrize("K, H, W, own_stats", [(8, 7, 7, True), (2, 6, 6, True),
+                                                (9, 7, 7, False)])
+def test_pool_computes_the_statistics_of_small_maps(K, H, W, own_stats):
+    """NCHW 7x7 and 6x6: the flat variant's blocks stream channel tiles, 4 blocks a sample
+    here. With one 8-map tile each block computes its sample's statistics and w from the logits
+    (no "stats" launch, no w scratch) and the first stores them; 9 maps keep "stats". Against
+    the reference with the logits as one span (a cp.async copy: 784 bytes at K = 8, 144 at
+    K = 2 on 6x6) and strided (loaded element by element), with and without the diversity; the
+    inference op (no log-sum-exp) gives the same bits."""
+    B, C = 2, 200
     plan = _plan(B, C, K, H * W, 2)
     assert plan["load"] == "flat" and plan["pool_own_stats"] == own_stats
     assert ("stats" in _launched(plan, "forward")) != own_stats
@@ -228,9 +229,9 @@ def test_small_maps_stream_channel_tiles(sm_count):
     """channels_last 7x7: a channel tile's two pixel chunks cannot fill the pool's ring, so its
     blocks stream several channel tiles (the plan, read back, says how many steps a block
     takes), each computing its sample's statistics and the maps of both chunks (one 8-map
-    tile: no "stats" launch). In the emulation a process whose GPU has 1 SM (bf16: blocks of 3 and 2 of the 5
-    tiles, three blocks an SM keeping 32 KB in flight) or 2 (2, 2 and 1); on a GPU a shape whose
-    channel tiles are many."""
+    tile: no "stats" launch). In the emulation a process whose GPU has 1 SM (bf16: blocks of 3
+    and 2 of the 5 tiles, three blocks an SM keeping 32 KB in flight) or 2 (2, 2 and 1); on a
+    GPU a shape whose channel tiles are many."""
     device = require_backend("cuda", torch.float32)
     B, C, K, H, W = (2, 264, 8, 7, 7) if CUDA_EMULATED else (16, 4096, 8, 7, 7)
     sms = sm_count or torch.cuda.get_device_properties(device).multi_processor_count

@@ -47,8 +47,13 @@ def test_per_sample_kernels_over_tiles(fap, monkeypatch, layout):
     monkeypatch.setattr(fap, "EPILOGUE_TILE_ELEMENTS", 0)
     device = require_backend("triton", torch.bfloat16)
     for dtype, K in ((torch.float32, 5), (torch.bfloat16, 40)):
-        f, a = make_inputs(2, 18, 7, 9, K, dtype=dtype, layout=layout, device=device)
-        assert not fap.stats_config(K, 63, 64)["whole"] and fap.epilogue_config(K, 63) is None
+        # (9x9: two pixel chunks, so "pool" does not compute the statistics itself)
+        f, a = make_inputs(2, 18, 9, 9, K, dtype=dtype, layout=layout, device=device)
+        f3, a3 = f.flatten(2), a.flatten(2)
+        pooled, s, d, lse = fap.autograd.forward_fake(f3, a3, "sum", True)
+        (stats,) = [launch for launch in fap.forward_launches(f3, a3, pooled, s, lse, d, "sum",
+                                                              True) if launch.name == "stats"]
+        assert not stats.kwargs["WHOLE"] and fap.epilogue_config(K, 81) is None
         check_against_reference("triton", f, a)
 
 

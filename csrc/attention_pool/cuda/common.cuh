@@ -92,9 +92,9 @@ __device__ __forceinline__ float load_logit(const T* a, int64_t sak, int64_t san
 
 // One sample's statistics into shared memory: s[k] (softmax over the maps of the global
 // average of sigmoid(a[k, :])) and lse[k] (log-sum-exp of a[k, :] over the pixels), by a block
-// of kThreads. With K >= its warps a warp per map; with fewer maps, warps_per_map warps share a
-// map's pixels and their partial sums meet in `partials` ([3][warps] floats) in warp order. Lanes load
-// kUnroll pixels before using any, so that several loads are in flight; with `vector` (a map's
+// of kThreads. With K >= its warps a warp per map; with fewer maps, warps_per_map warps share
+// a map's pixels and their partial sums meet in `partials` ([3][warps] floats) in warp order.
+// Lanes load kUnroll pixels before using any, so that several loads are in flight; with `vector` (a map's
 // pixels contiguous in whole 16-byte chunks from 16-byte aligned rows), kStatsVectorChunks
 // chunks. With a `cache` (K x N, in shared memory, 16-byte aligned), the logits are also copied
 // into it. Ends with a __syncthreads. (kUnroll and kVectors: fewer logits in flight, or no

@@ -49,10 +49,11 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
     ptx::cp_async_wait_all();
     __syncthreads();
     logits = cache;
-    sample_statistics<kStatsThreads>(logits, sak, san, p.K, p.N, s, lse, scratch, static_cast<T*>(nullptr),
-                      false);
+    sample_statistics<kStatsThreads>(logits, sak, san, p.K, p.N, s, lse, scratch,
+                                     static_cast<T*>(nullptr), false);
   } else {
-    sample_statistics<kStatsThreads>(a, sak, san, p.K, p.N, s, lse, scratch, cache, p.vector_logits);
+    sample_statistics<kStatsThreads>(a, sak, san, p.K, p.N, s, lse, scratch, cache,
+                                     p.vector_logits);
     if (cache != nullptr) {
       logits = cache;
       sak = p.N;
@@ -240,8 +241,9 @@ constexpr int kOwnStatsUnroll = 4;
 // kPoolMapElements; zero past K maps and N pixels), and where `store` (the sample's first
 // block) the statistics and the diversity. The arithmetic of "stats" (sample_statistics,
 // fm::sigmoid, from_float), so the sample's blocks get the same bits, and the backward the w it
-// recomputes from the importance. No loop touches global memory but the span's 16-byte
-// copies. The maps are read after the main loop's first barrier.
+// recomputes from the importance. Its only loop over global memory is the span's 16-byte
+// copies (the element-by-element batch is unrolled; the stores are one a thread). The maps are
+// read after the main loop's first barrier.
 template <typename T, typename Tiles>
 __device__ __forceinline__ void own_statistics(const PoolArgs& p, int64_t b, T* maps, bool store,
                                                unsigned char* smem) {
