@@ -195,39 +195,6 @@ def test_split_tiles_are_summed_in_split_order(B, C, H, W, K, last_block):
         assert len(digests) == 1, digests
 
 
-STATS_DIGEST = """
-import hashlib, sys, torch
-import fusedattn
-from fusedattn.ops.attention_pool.testing import make_inputs
-f, a = make_inputs(*map(int, sys.argv[1:6]), dtype=torch.bfloat16)
-out = fusedattn.attention_pool(f, a, backend="cuda")
-print(hashlib.sha256(out.importance.numpy().tobytes() + out.diversity.numpy().tobytes())
-      .hexdigest())
-"""
-
-
-def test_stats_blocks_share_the_pass_over_the_pixels():
-    """B = 1 20x20 on 132 SMs: "stats" runs 13 blocks for the one sample, each computing the
-    statistics from its own copy of the logits and writing w for one pixel chunk, the first
-    storing the statistics and the diversity summed over every pixel. Against the reference
-    (the suite's small batches take this path too); in the emulation the importance and the
-    diversity bitwise the same as with one block (a GPU of 1 SM)."""
-    plan = _plan(1, 64, 8, 400, 2)
-    (stats,) = [launch for launch in plan["forward"] if launch["name"] == "stats"]
-    assert stats["grid"][0] == 13
-    device = require_backend("cuda", torch.float32)
-    for dtype in (torch.bfloat16, torch.float32):
-        f, a = make_inputs(1, 64, 20, 20, 8, dtype=dtype, device=device)
-        check_against_reference("cuda", f, a)
-    if CUDA_EMULATED:
-        digests = {subprocess.run(
-            [sys.executable, "-c", STATS_DIGEST, *map(str, (1, 64, 20, 20, 8))], check=True,
-            capture_output=True, text=True,
-            env={**os.environ, "FUSEDATTN_EMULATE_SM_COUNT": sms}).stdout
-            for sms in ("1", "132")}
-        assert len(digests) == 1, digests
-
-
 @pytest.mark.parametrize("K, H, W, own_stats", [(8, 7, 7, True), (2, 6, 6, True),
                                                 (9, 7, 7, False)])
 def test_pool_computes_the_statistics_of_small_maps(K, H, W, own_stats):

@@ -1,7 +1,6 @@
 // The forward (plan.h): "stats" (one block per sample: importance and log-sum-exp, then one
 // pass over the pixels for the diversity and the recalibrated maps w, once per sample, reading
-// the logits again from its shared-memory copy where they fit; at small batches several blocks
-// a sample, each its slice of the pass), "pool"
+// the logits again from its shared-memory copy where they fit), "pool"
 // (v = alpha w f^T, the one pass over the features, on tensor cores through a cp.async ring;
 // where pixel chunks were split between blocks, the last block of a tile adds their partial
 // sums in split order where they fit its shared memory, else a launch of its own, "reduce").
@@ -28,8 +27,6 @@ struct StatsArgs {
   // (B, arrivals_per_sample) zeroed for "pool"'s split tiles, or nullptr
   unsigned* arrivals;
   int64_t arrivals_per_sample;
-  // blocks a sample (plan.stats_slices), each writing w for slice_cols of the w_cols pixels
-  int64_t slices, slice_cols;
 };
 
 template <typename T>
@@ -39,8 +36,7 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
   float* scratch = lse + p.K;                  // [3 kStatsWarps]
   // [K][N]: the logits between the two passes
   T* cache = p.cache_logits ? reinterpret_cast<T*>(s + stats_shared_floats(p.K)) : nullptr;
-  const int64_t b = blockIdx.x / p.slices, slice = blockIdx.x % p.slices;
-  const bool first = slice == 0;  // (stores the sample's statistics and diversity)
+  const int64_t b = blockIdx.x;
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
   // Where the sample's logits are one dense span, a single cp.async copy brings all of them into
   // the cache (one round trip to memory, nothing held in registers) and both passes read that;
@@ -64,30 +60,24 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
       san = 1;
     }
   }
-  if (first && p.arrivals != nullptr) {
+  if (p.arrivals != nullptr) {
     for (int64_t i = threadIdx.x; i < p.arrivals_per_sample; i += kStatsThreads) {
       p.arrivals[b * p.arrivals_per_sample + i] = 0u;
     }
   }
-  for (int64_t k = threadIdx.x; first && k < p.K; k += kStatsThreads) {
+  for (int64_t k = threadIdx.x; k < p.K; k += kStatsThreads) {
     p.importance[b * p.K + k] = s[k];
     if (p.logsumexp != nullptr) p.logsumexp[b * p.K + k] = lse[k];
   }
-  // One pass over the block's slice of the pixels: the recalibrated maps w into the scratch
-  // (zero past K rows and N pixels) and, with one slice, D = sum_n max_k s[k] p[k, n], the
-  // logits read again from the cache if any. With several slices (their logits always in the
-  // cache) the first sums D over every pixel after its slice, each thread the pixels it would
-  // take with one slice: the same bits.
+  // One pass over the pixels: the recalibrated maps w into the scratch (zero past K rows and N
+  // pixels) and D = sum_n max_k s[k] p[k, n], the logits read again from the cache if any.
   T* w = static_cast<T*>(p.w) + b * p.w_rows * p.w_cols;
-  const bool diversity = first && p.diversity != nullptr;
-  const int64_t n_end = (slice + 1) * p.slice_cols < p.w_cols ? (slice + 1) * p.slice_cols
-                                                               : p.w_cols;
   float partial = 0.f;
-  for (int64_t n = slice * p.slice_cols + threadIdx.x; n < n_end; n += kStatsThreads) {
+  for (int64_t n = threadIdx.x; n < p.w_cols; n += kStatsThreads) {
     if (n < p.N) {
       PixelWinner winner;
       for_each_logit(logits, sak, san, p.K, n, [&](int64_t k, float x) {
-        if (diversity && p.slices == 1) winner.add(k, fm::weighted_prob(s[k], x, lse[k]));
+        if (p.diversity != nullptr) winner.add(k, fm::weighted_prob(s[k], x, lse[k]));
         w[k * p.w_cols + n] = from_float<T>(s[k] * fm::sigmoid(x));
       });
       partial += winner.best;
@@ -96,16 +86,7 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
       w[row * p.w_cols + n] = from_float<T>(0.f);
     }
   }
-  if (diversity && p.slices > 1) {
-    for (int64_t n = threadIdx.x; n < p.N; n += kStatsThreads) {
-      PixelWinner winner;
-      for_each_logit(logits, sak, san, p.K, n, [&](int64_t k, float x) {
-        winner.add(k, fm::weighted_prob(s[k], x, lse[k]));
-      });
-      partial += winner.best;
-    }
-  }
-  if (diversity) {
+  if (p.diversity != nullptr) {
     const float D = block_sum<kStatsThreads>(partial, scratch);
     if (threadIdx.x == 0) p.diversity[b] = 1.f - D;
   }
@@ -589,8 +570,7 @@ void launch_forward(const ForwardParams& p, const ForwardPlan& plan, DType dtype
                           static_cast<float*>(p.importance), static_cast<float*>(p.logsumexp),
                           static_cast<float*>(p.diversity), scratch.w, plan.w_rows, plan.w_cols,
                           plan.cache_logits, vector_logits, span_logits, arrivals,
-                          plan.channel_tiles * plan.map_groups, plan.stats_slices,
-                          plan.stats_slice_chunks * (plan.w_cols / plan.pixel_chunks)};
+                          plan.channel_tiles * plan.map_groups};
     if (plan.stats.grid_x > 0) {  // (none where "pool" computes the statistics: own_stats)
       launch(stats_kernel<T>, dim3(static_cast<unsigned>(plan.stats.grid_x)),
              dim3(plan.stats.threads), plan.stats.shared_bytes, stream, stats);

@@ -214,24 +214,14 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
   const int64_t per_lane = p.vector_logits
                                ? kStatsVectorChunks * fusedattn::cuda::chunk_elements(element_size)
                                : kStatsUnroll;
-  // (the samples fewer than the SMs: the pass over the pixels split between blocks, up to a
-  // block an SM while their copies of the logits keep no more than kInFlightPerSm an SM in
-  // flight, past which the copies only add bytes)
-  const int64_t stats_blocks = std::min<int64_t>(
-      sm_count, sm_count * kInFlightPerSm / std::max<int64_t>(K * N * element_size, 1));
-  const Split slices = p.cache_logits
-                           ? split(B, p.pixel_chunks, static_cast<int>(stats_blocks), 1)
-                           : Split{1, 1};
-  p.stats_slices = slices.splits;
-  p.stats_slice_chunks = p.stats_slices > 1 ? slices.per_split : p.pixel_chunks;
   const int64_t second_pass_rounds =
       p.cache_logits ? 0 : ceil_div(p.w_cols, kStatsThreads) * ceil_div(K, kLogitBatch);
   // (a span's copy: the sample's logits all in flight, one round trip; else the lanes' loads,
   // at most the sample's logits; w's stores after them keep as many bytes in flight)
-  p.stats = {B * p.stats_slices, 1, kStatsThreads,
+  p.stats = {B, 1, kStatsThreads,
              static_cast<size_t>(stats_shared_floats(K)) * sizeof(float) +
                  (p.cache_logits ? static_cast<size_t>(K * N * e) : 0),
-             A * p.stats_slices + W + B * (2 * K + 1) * 4,
+             A + W + B * (2 * K + 1) * 4,
              p.span_logits ? K * N * e : std::min(K * N * e, kStatsThreads * per_lane * e),
              ceil_div(K * N, kStatsThreads * per_lane),
              p.span_logits ? 1 : stats_rounds(K, N, per_lane) + second_pass_rounds};

@@ -5,9 +5,7 @@
 //
 // Forward (docs/attention_pool.md): launch 1, "stats", one block per sample, computes the
 // sample's statistics once (importance s, the log-sum-exp of every map, the diversity loss) and
-// the recalibrated maps w = s sigmoid(a) in the input dtype, padded, into a scratch (where the
-// samples are fewer than the SMs, several blocks a sample each compute the statistics from
-// their own copy of its logits and write a slice of w: stats_slices) that
+// the recalibrated maps w = s sigmoid(a) in the input dtype, padded, into a scratch that
 // launch 2, "pool", streams beside the features: v = alpha w f^T on tensor cores, per (sample,
 // channel tile, pixel split, map group) block, through a cp.async ring. Where one sample's
 // channel tiles give too few blocks to fill the GPU, pixel chunks are split between blocks,
@@ -260,11 +258,6 @@ struct ForwardPlan {
   // channel tiles: a sample's few blocks each recompute its K x N maps (<= 8 x 128), against
   // the C x N features they stream.
   bool own_stats;
-  // "stats"' blocks a sample: where the samples are fewer than the SMs and their logits fit its
-  // shared memory, several blocks each compute the sample's statistics from their own copy of
-  // the logits and write w for stats_slice_chunks pixel chunks; the first stores the
-  // statistics and the diversity (summed over every pixel as one block would)
-  int64_t stats_slices, stats_slice_chunks;
   Launch stats, pool, reduce;
   // The scratch buffers (elements, floats): w, and the pixel splits' partial sums followed,
   // from float arrivals_offset on, by one arrival count (unsigned) per (sample, channel tile,
