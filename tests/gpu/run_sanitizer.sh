@@ -2,7 +2,7 @@
 # The CUDA kernels of every op under compute-sanitizer (memcheck and racecheck) on small
 # shapes: every dtype, both layouts, odd sizes, ties, B = 0, forward and backward. Zero errors
 # required. (B2C136H7W7K8: the forward whose "pool" computes small maps' statistics;
-# B1C72H20W20K8: "stats" in several blocks a sample, split tiles added by their last block.)
+# B1C72H20W20K8: split tiles added by their last block.)
 #   bash tests/gpu/run_sanitizer.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -147,8 +147,8 @@ def _stats_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
     WHOLE: the sample's logits are one [KS, BS] tile (KS >= K, BS >= NW), loaded once and kept
     in registers for every pass (one round trip to memory); else two passes loop over pixel
     tiles (the statistics; the diversity and w), with s and lse in registers and each pass's
-    loads two tiles deep (software-pipelined) where the maps are one tile (K <= KS), through
-    memory otherwise."""
+    copies software-pipelined into shared memory (STATS_STAGES - 1 tiles in flight) where the
+    maps are one tile (K <= KS), through memory otherwise."""
     b = tl.program_id(0).to(tl.int64)
     a_b = a_ptr + b * s_ab
     w_b = w_ptr + b * K * NW
@@ -164,14 +164,14 @@ def _stats_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
         D = tl.sum(_diversity_and_maps(a, mask, s, lse, k, n, w_b, K, NW), axis=0)
     elif K <= KS:
         gap, m, total = zeros, minus_inf, zeros
-        for n0 in tl.range(0, N, BS, num_stages=2):
+        for n0 in tl.range(0, N, BS, num_stages=STATS_STAGES):
             a, mask = _load_logits(a_b, s_ak, s_an, k, n0 + tl.arange(0, BS), K, N)
             gap, m, total = _accumulate_statistics(a, mask, gap, m, total)
         s, lse = _importance(gap, m, total, k, K, N)
         tl.store(s_ptr + b * K + k, s, mask=k < K)
         tl.store(lse_ptr + b * K + k, lse, mask=k < K)
         D = tl.zeros((), tl.float32)
-        for n0 in tl.range(0, NW, BS, num_stages=2):
+        for n0 in tl.range(0, NW, BS, num_stages=STATS_STAGES):
             n = n0 + tl.arange(0, BS)
             a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
             D += tl.sum(_diversity_and_maps(a, mask, s, lse, k, n, w_b, K, NW), axis=0)
@@ -633,6 +633,10 @@ def launch_config(B: int, C: int, K: int, N: int, dtype: torch.dtype, device,
 # 16 warps (more would spill).
 STATS_TILE_ELEMENTS = 16 * 32 * 32
 STATS_WARPS = 16
+# Where the maps are one tile, its passes over pixel tiles are software-pipelined: Triton gives
+# the loop's cp.async copies STATS_STAGES - 1 shared buffers, so two tiles are in flight, the
+# next pair's copies issued as each tile is read out of its buffer.
+STATS_STAGES = tl.constexpr(3)
 
 
 def stats_config(K: int, N: int, NW: int) -> dict:
@@ -640,22 +644,21 @@ def stats_config(K: int, N: int, NW: int) -> dict:
     [KS, BS] tile (KS >= K, BS >= NW) where it fits in STATS_TILE_ELEMENTS, with the warps that
     hold 32 elements per thread: one round trip to memory; else tiles of STATS_TILE_ELEMENTS
     looped over in two passes (the statistics; the diversity and w): with one map tile (K <= 32)
-    each pass software-pipelined two tiles deep (cp.async into shared memory, the next tile's
-    copy issued before the current one is waited for: a pass of T tiles waits about T - 1 round
-    trips, one for T <= 2), else each tile a round trip, plus three round trips through memory
-    for the softmax between them."""
+    each pass software-pipelined (STATS_STAGES: cp.async into two shared buffers, two tiles in
+    flight: a pass of T tiles waits about ceil(T / 2) round trips), else each tile a round
+    trip, plus three round trips through memory for the softmax between them."""
     KS, BS = triton.next_power_of_2(K), triton.next_power_of_2(NW)
     if KS * BS <= STATS_TILE_ELEMENTS:
         return dict(whole=True, KS=KS, BS=BS, rounds=1, tiles_in_flight=1,
                     num_warps=min(STATS_WARPS, max(NUM_WARPS, KS * BS // (32 * 32))))
     KS = min(KS, 32)
     BS = STATS_TILE_ELEMENTS // KS
-    if K <= KS:  # (each pass's loads two tiles deep: its second tile's on the way with the first)
-        rounds = sum(max(1, triton.cdiv(n, BS) - 1) for n in (N, NW))
+    if K <= KS:  # (each pass's tiles copied two at a time: STATS_STAGES - 1 buffers)
+        rounds = sum(triton.cdiv(triton.cdiv(n, BS), STATS_STAGES.value - 1) for n in (N, NW))
     else:
         rounds = triton.cdiv(K, KS) * (triton.cdiv(N, BS) + triton.cdiv(NW, BS)) + 3
     return dict(whole=False, KS=KS, BS=BS, num_warps=STATS_WARPS, rounds=rounds,
-                tiles_in_flight=2 if K <= KS else 1)
+                tiles_in_flight=STATS_STAGES.value - 1 if K <= KS else 1)
 
 
 # The most logits elements the backward's one-launch "epilogue" holds for a whole sample: 8 per
