@@ -102,6 +102,13 @@ def _importance(gap, m, total, k, K, N):
 
 
 @triton.jit
+def _maps(a, mask, s):
+    """w = s sigmoid(a) in float32, zero outside the mask: the one expression every kernel that
+    computes w uses, so that all of them get the same bits."""
+    return tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
+
+
+@triton.jit
 def _pixel_candidates(a, mask, s, lse):
     """Per pixel, a tile of logits' largest candidate s p for the diversity."""
     return tl.max(tl.where(mask, s[:, None] * tl.exp(a - lse[:, None]), 0.0), axis=0)
@@ -111,7 +118,7 @@ def _pixel_candidates(a, mask, s, lse):
 def _diversity_and_maps(a, mask, s, lse, k, n, w_b, K, NW):
     """The second pass over a tile of logits: w = s sigmoid(a) into the (K, NW) scratch (zero
     past N), and per pixel the tile's largest candidate s p for the diversity."""
-    w = tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
+    w = _maps(a, mask, s)
     tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_b.dtype.element_ty),
              mask=(k[:, None] < K) & (n[None, :] < NW))
     return _pixel_candidates(a, mask, s, lse)
@@ -133,7 +140,7 @@ def _whole_sample_maps(a_b, s_ptr, lse_ptr, div_ptr, b, k, n, K, N, s_ak, s_an,
         tl.store(lse_ptr + b * K + k, lse, mask=k < K)
         if HAS_DIV:
             tl.store(div_ptr + b, 1.0 - tl.sum(_pixel_candidates(a, mask, s, lse), axis=0))
-    return tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
+    return _maps(a, mask, s)
 
 
 @triton.jit
@@ -154,14 +161,12 @@ def _stats_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
     w_b = w_ptr + b * K * NW
     k = tl.arange(0, KS)
     zeros, minus_inf = tl.zeros([KS], tl.float32), tl.full([KS], float("-inf"), tl.float32)
-    if WHOLE:
+    if WHOLE:  # (the statistics and the diversity stored by _whole_sample_maps)
         n = tl.arange(0, BS)
-        a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
-        gap, m, total = _accumulate_statistics(a, mask, zeros, minus_inf, zeros)
-        s, lse = _importance(gap, m, total, k, K, N)
-        tl.store(s_ptr + b * K + k, s, mask=k < K)
-        tl.store(lse_ptr + b * K + k, lse, mask=k < K)
-        D = tl.sum(_diversity_and_maps(a, mask, s, lse, k, n, w_b, K, NW), axis=0)
+        w = _whole_sample_maps(a_b, s_ptr, lse_ptr, div_ptr, b, k, n, K, N, s_ak, s_an, True,
+                               HAS_DIV)
+        tl.store(w_b + k[:, None].to(tl.int64) * NW + n[None, :], w.to(w_b.dtype.element_ty),
+                 mask=(k[:, None] < K) & (n[None, :] < NW))
     elif K <= KS:
         gap, m, total = zeros, minus_inf, zeros
         for n0 in tl.range(0, N, BS, num_stages=STATS_STAGES):
@@ -213,7 +218,7 @@ def _stats_kernel(a_ptr, s_ptr, lse_ptr, div_ptr, w_ptr,
                 lse = tl.load(lse_ptr + b * K + kt, mask=kt < K, other=0.0)
                 best = tl.maximum(best, _diversity_and_maps(a, mask, s, lse, kt, n, w_b, K, NW))
             D += tl.sum(best, axis=0)
-    if HAS_DIV:
+    if HAS_DIV and not WHOLE:
         tl.store(div_ptr + b, 1.0 - D)
 
 
@@ -223,7 +228,7 @@ def _recalibrated_maps(a_b, s_ptr, b, k, n, K, N, s_ak, s_an):
     forward's expression: the same bits wherever it is computed)."""
     a, mask = _load_logits(a_b, s_ak, s_an, k, n, K, N)
     s = tl.load(s_ptr + b * K + k, mask=k < K, other=0.0)
-    return tl.where(mask, s[:, None] * _sigmoid(a), 0.0)
+    return _maps(a, mask, s)
 
 
 @triton.jit
