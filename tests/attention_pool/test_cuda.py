@@ -133,8 +133,8 @@ def test_one_launch_epilogue_either_side_of_its_shared_memory(K):
 def test_one_launch_epilogue_up_to_512_pixels(hw, K):
     """"epilogue" (a thread a pixel, a block a sample) up to 512 pixels where a pixel's maps are
     held in registers (K <= 8), up to 256 where they are loaded in batches (K = 33; a short last
-    warp at 255); else "gather" and "logits" over pixel tiles of 256. Both must match the
-    reference, in both layouts."""
+    warp at 255); else "gather" and "logits" over pixel tiles (test_epilogue_pixel_tiles). Both
+    must match the reference, in both layouts."""
     device = require_backend("cuda", torch.float32)
     N = hw[0] * hw[1]
     one_launch = N <= 256 or (N <= 512 and K <= 8)
@@ -144,6 +144,30 @@ def test_one_launch_epilogue_up_to_512_pixels(hw, K):
     for layout in ("contiguous", "channels_last"):
         f, a = make_inputs(2, 17, *hw, K, device=device, layout=layout)
         check_against_reference("cuda", f, a)
+
+
+@pytest.mark.parametrize("case", [(1, 136, 33, 35, 8), (2, 17, 41, 25, 8), (1, 136, 33, 35, 9)],
+                         ids=["held-3splits", "held-1px-last-tile", "batched-3splits"])
+def test_epilogue_pixel_tiles(case):
+    """"gather" and "logits" over pixel tiles: where a pixel's maps are held (K <= 8) a thread
+    takes two pixels, tiles of 512 (1155 pixels: a last tile of 131, whose threads have one
+    pixel or none; 1025: a last tile of one pixel), else one, tiles of 256. With channel splits
+    (C = 136, B = 1: 3 splits) "gather" stores the splits' totals for "logits"; with one it
+    stores none. Each must match the reference, in both layouts and with and without the
+    diversity's gradient."""
+    device = require_backend("cuda", torch.float32)
+    B, C, H, W, K = case
+    N = H * W
+    plan = _plan(B, C, K, N, 4)
+    assert plan["epilogue_held_maps"] == (K <= 8)
+    assert plan["channel_splits"] == (3 if C == 136 else 1)
+    tile = 512 if K <= 8 else 256
+    grids = {launch["name"]: launch["grid"][0] for launch in plan["backward"]}
+    assert grids["gather"] == grids["logits"] == B * -(-N // tile) and grids["epilogue"] == 0
+    for layout in ("contiguous", "channels_last"):
+        f, a = make_inputs(B, C, H, W, K, device=device, layout=layout)
+        check_against_reference("cuda", f, a)
+        check_against_reference("cuda", f, a, compute_diversity=False)
 
 
 STREAMING_CHECK = """

@@ -43,8 +43,8 @@ struct Case {
 };
 
 // Every tiled loop at least twice: channel tiles (64), pixel tiles (64), "gather"'s and
-// "logits"' pixel tiles (256); every map-accumulator variant (K <= 8, 16, 32, 64); N = 1, C = 0,
-// B = 1.
+// "logits"' pixel tiles (256; 512 where K <= 8: "uncached"); every map-accumulator variant
+// (K <= 8, 16, 32, 64); N = 1, C = 0, B = 1.
 const std::map<std::string, Case> kCases = {
     {"tiles", {2, 130, 9, 9, 8, false, true}},         // 3 channel tiles, 2 pixel tiles
     {"maps33", {2, 70, 15, 20, 33, true, true}},       // 5 + 2 pixel tiles, 16 maps a thread

@@ -333,95 +333,147 @@ struct EpilogueArgs {
   int64_t gab, gak, gan;
 };
 
-// A pixel's logits, gw summed over the channel splits (in split order) and the maps' s and
-// log-sum-exp, for maps 0, ..., K - 1, loaded once where K <= kLogitBatch (one round trip for
-// up to four splits): "epilogue"'s passes (the winner, the per-map sums, grad_logits) then
-// read them here instead of each loading them again. (gather_kernel and logits_kernel hold
-// nothing: at their grids the registers would cost more waves than the round trips.) `held` is
-// the same for every thread of the launch (zeros past the pixels), so that warps stay on one
-// path through their shuffles; only constant indices reach the arrays.
+// A thread's pixels' logits and gw summed over the channel splits (in split order), for maps
+// 0, ..., K - 1, loaded once where K <= kLogitBatch, and the maps' s and log-sum-exp (then
+// copied into shared memory): the epilogue's passes (the winner, the per-map sums,
+// grad_logits) read them here instead of each loading them again. `held` is the same for every
+// thread of the launch (zeros past the pixels), so that warps stay on one path through their
+// shuffles; only constant indices reach the arrays. (kHeld: the plan's held_maps, K <=
+// kLogitBatch, a compile-time choice, so that neither way's registers burden the other's.)
+template <int kPixels, bool kHeld>
 struct HeldMaps {
-  bool held = false;
-  float x[kLogitBatch], gw[kLogitBatch], s[kLogitBatch], lse[kLogitBatch];
+  const float* s = nullptr;    // [K]: shared memory where held, else the sample's row in memory
+  const float* lse = nullptr;  // [K]: the same
+  float x[kLogitBatch][kPixels], gw[kLogitBatch][kPixels];
 };
 
-template <typename T>
-__device__ __forceinline__ HeldMaps hold_maps(const EpilogueArgs& p, int64_t b, int64_t n) {
-  HeldMaps h;
-  if (p.K > kLogitBatch) return h;
-  h.held = true;
-  const bool in = n < p.N;
+// Where K <= kLogitBatch (kHeld): the thread's pixels' maps, gw summed over the first `splits`
+// channel splits (1 where "gather" left their total in split 0's slot; that total stored there
+// where `store_totals`), loaded before using any (four splits in flight together for one
+// pixel a thread, one for two), and s and lse copied into `statistics` (2 kLogitBatch shared
+// floats). Ends with a barrier where it holds them (the same for every thread).
+template <typename T, bool kHeld, int kPixels>
+__device__ HeldMaps<kPixels, kHeld> hold_maps(const EpilogueArgs& p, int64_t b,
+                                              const ThreadPixels<kPixels>& px, int64_t splits,
+                                              bool store_totals, float* statistics) {
+  HeldMaps<kPixels, kHeld> h;
+  h.s = p.importance + b * p.K;
+  h.lse = p.logsumexp + b * p.K;
+  if constexpr (!kHeld) return h;
+  if (threadIdx.x < p.K) {
+    statistics[threadIdx.x] = h.s[threadIdx.x];
+    statistics[kLogitBatch + threadIdx.x] = h.lse[threadIdx.x];
+  }
   const T* a = static_cast<const T*>(p.logits) + b * p.sab;
-  const float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols + n;
+  float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
 #pragma unroll
   for (int u = 0; u < kLogitBatch; ++u) {
-    h.x[u] = in && u < p.K ? load_logit(a, p.sak, p.san, u, n) : 0.f;
-    h.s[u] = u < p.K ? p.importance[b * p.K + u] : 0.f;
-    h.lse[u] = u < p.K ? p.logsumexp[b * p.K + u] : 0.f;
-    h.gw[u] = 0.f;
-  }
-#pragma unroll 4  // (four splits' loads in flight together; their sums still in split order)
-  for (int64_t j = 0; j < p.channel_splits; ++j) {
-    const float* split = gw + j * p.w_rows * p.w_cols;
 #pragma unroll
-    for (int u = 0; u < kLogitBatch; ++u) {
-      if (in && u < p.K) h.gw[u] += split[u * p.w_cols];
+    for (int j = 0; j < kPixels; ++j) {
+      h.x[u][j] = px.in(j) && u < p.K ? load_logit(a, p.sak, p.san, u, px.at(j)) : 0.f;
+      h.gw[u][j] = 0.f;
     }
   }
+  const auto add_split = [&](const float* g) {
+#pragma unroll
+    for (int u = 0; u < kLogitBatch; ++u) {
+#pragma unroll
+      for (int j = 0; j < kPixels; ++j) {
+        if (px.in(j) && u < p.K) h.gw[u][j] += g[u * p.w_cols + px.at(j)];
+      }
+    }
+  };
+  // (A pixel a thread: four splits a round, indexed; two pixels: one, by a pointer stepped over
+  // the splits, the way "gather" was seen to fit in its 64 registers without a spill.)
+  const int64_t split_stride = p.w_rows * p.w_cols;
+  if constexpr (kPixels == 1) {
+#pragma unroll 4
+    for (int64_t split = 0; split < splits; ++split) add_split(gw + split * split_stride);
+  } else {
+    const float* g = gw;
+#pragma unroll 1
+    for (int64_t split = 0; split < splits; ++split, g += split_stride) add_split(g);
+  }
+  if (store_totals) {
+#pragma unroll
+    for (int u = 0; u < kLogitBatch; ++u) {
+#pragma unroll
+      for (int j = 0; j < kPixels; ++j) {
+        if (px.in(j) && u < p.K) gw[u * p.w_cols + px.at(j)] = h.gw[u][j];
+      }
+    }
+  }
+  __syncthreads();
+  h.s = statistics;
+  h.lse = statistics + kLogitBatch;
   return h;
 }
 
-// Calls fn(k, a[k, n], gw, s[k], lse[k]) for maps k_begin, ..., k_end - 1 in order, from
-// `held` where it holds them (k_begin is then 0), else loading kLogitBatch at a time
-// (for_each_map; gw from `gw_of(k)`).
-template <typename T, typename GwOf, typename Fn>
-__device__ __forceinline__ void for_each_pixel_map(const HeldMaps& held, const EpilogueArgs& p,
-                                                   int64_t b, int64_t n, bool load,
+// Calls fn(k, x, gw, s[k], lse[k]) for maps k_begin, ..., k_end - 1 in order, x[j] and gw[j] of
+// the thread's pixels, from `held` where it holds them (k_begin is then 0), else loading
+// kLogitBatch maps at a time (for_each_map; gw from `gw_of(k, n)`).
+template <typename T, int kPixels, bool kHeld, typename GwOf, typename Fn>
+__device__ __forceinline__ void for_each_pixel_map(const HeldMaps<kPixels, kHeld>& held,
+                                                   const EpilogueArgs& p, int64_t b,
+                                                   const ThreadPixels<kPixels>& px,
                                                    int64_t k_begin, int64_t k_end, GwOf&& gw_of,
                                                    Fn&& fn) {
-  if (held.held) {
+  if constexpr (kHeld) {
 #pragma unroll
     for (int u = 0; u < kLogitBatch; ++u) {
       if (u < k_end) fn(int64_t{u}, held.x[u], held.gw[u], held.s[u], held.lse[u]);
     }
     return;
   }
-  const float* s = p.importance + b * p.K;
-  const float* lse = p.logsumexp + b * p.K;
-  for_each_map(static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, n, load, k_begin,
-               k_end, gw_of, [&](int64_t k, float x, float gw) { fn(k, x, gw, s[k], lse[k]); });
+  for_each_map(static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, px, k_begin, k_end,
+               gw_of, [&](int64_t k, const float (&x)[kPixels], const float (&gw)[kPixels]) {
+    fn(k, x, gw, held.s[k], held.lse[k]);
+  });
 }
 
-// Per pixel: gw summed over the channel splits (in split order, into split 0's slot); per map,
-// over the block's pixel tile (a thread a pixel, whole warps): sum_n gw sig, and the
-// probability mass of the pixels the map wins, into sums[0][K] and sums[1][K]. Maps go
-// kGatherMaps at a time: each warp's sums (shuffles) meet in warp_sums ([2][kGatherMaps][warps]
+// Per pixel: gw summed over the channel splits (in split order; unless held, into split 0's
+// slot where `store_totals`, for a later pass to read; hold_maps stores held ones); per map,
+// over the block's pixel tile (whole warps): sum_n gw sig, and the probability mass of the
+// pixels the map wins, into sums[0][K] and sums[1][K]. Maps go kGatherMaps at a time: each
+// warp's sums (a thread's pixels, then shuffles) meet in warp_sums ([2][kGatherMaps][warps]
 // shared floats), added in warp order once per group of maps, not a block-wide sum per map.
 // Ends with a barrier.
-template <typename T>
-__device__ void gather_pixel_tile(const EpilogueArgs& p, int64_t b, int64_t n,
-                                  const HeldMaps& held, const PixelWinner& winner,
-                                  float* warp_sums, float* sums) {
+template <typename T, int kPixels, bool kHeld>
+__device__ __forceinline__ void gather_pixel_tile(const EpilogueArgs& p, int64_t b,
+                                                  const ThreadPixels<kPixels>& px,
+                                                  const HeldMaps<kPixels, kHeld>& held,
+                                                  const PixelWinner (&winners)[kPixels],
+                                                  bool store_totals, float* warp_sums,
+                                                  float* sums) {
   const int warps = static_cast<int>(blockDim.x / 32);
-  const bool in = n < p.N;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
   const int64_t split_stride = p.w_rows * p.w_cols;
   for (int64_t k0 = 0; k0 < p.K; k0 += kGatherMaps) {
     const int maps = static_cast<int>(p.K - k0 < kGatherMaps ? p.K - k0 : kGatherMaps);
-    const auto split_total = [&](int64_t k) {  // gw[k, n] summed over the channel splits
+    // gw[k, n] summed over the channel splits
+    const auto split_total = [&](int64_t k, int64_t n) {
       float total = 0.f;
       for (int64_t j = 0; j < p.channel_splits; ++j) {
         total += gw[j * split_stride + k * p.w_cols + n];
       }
       return total;
     };
-    for_each_pixel_map<T>(held, p, b, n, in, k0, k0 + maps, split_total,
-                          [&](int64_t k, float x, float total, float, float lse_k) {
+    for_each_pixel_map<T>(held, p, b, px, k0, k0 + maps, split_total,
+                          [&](int64_t k, const float (&x)[kPixels], const float (&total)[kPixels],
+                              float, float lse_k) {
       const int i = static_cast<int>(k - k0);
-      if (in) gw[k * p.w_cols + n] = total;
-      const float gw_sig = warp_sum(in ? total * fm::sigmoid(x) : 0.f);
-      const float won = warp_sum(winner.winner == k ? fm::pixel_prob(x, lse_k) : 0.f);
+      float gw_sig = 0.f, won = 0.f;
+#pragma unroll
+      for (int j = 0; j < kPixels; ++j) {
+        if (px.in(j)) {
+          if (!kHeld && store_totals) gw[k * p.w_cols + px.at(j)] = total[j];
+          gw_sig += total[j] * fm::sigmoid(x[j]);
+        }
+        if (winners[j].winner == k) won += fm::pixel_prob(x[j], lse_k);
+      }
+      gw_sig = warp_sum(gw_sig);
+      won = warp_sum(won);
       if (lane == 0) {
         warp_sums[i * warps + warp] = gw_sig;
         warp_sums[(kGatherMaps + i) * warps + warp] = won;
@@ -463,79 +515,124 @@ __device__ void importance_grads(const EpilogueArgs& p, int64_t b, const float* 
   __syncthreads();
 }
 
-// grad_logits at pixel n < N (the spec's epilogue): the sigmoid and pixel-softmax terms, with
-// gw summed over the splits (split 0's slot) and importance_grads' gg and p_dot_gp.
-template <typename T>
-__device__ void write_grad_logits(const EpilogueArgs& p, int64_t b, int64_t n,
-                                  const HeldMaps& held, const PixelWinner& winner, const float* gg,
-                                  const float* p_dot_gp) {
+// grad_logits at the thread's pixels (the spec's epilogue): the sigmoid and pixel-softmax
+// terms, with gw summed over the splits (held, or split 0's slot) and importance_grads' gg and
+// p_dot_gp.
+template <typename T, int kPixels, bool kHeld>
+__device__ __forceinline__ void write_grad_logits(const EpilogueArgs& p, int64_t b,
+                                                  const ThreadPixels<kPixels>& px,
+                                                  const HeldMaps<kPixels, kHeld>& held,
+                                                  const PixelWinner (&winners)[kPixels],
+                                                  const float* gg, const float* p_dot_gp) {
   const float gd = p.grad_diversity != nullptr ? p.grad_diversity[b] : 0.f;
   const float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
   const float inv_n = 1.f / static_cast<float>(p.N);
   T* ga = static_cast<T*>(p.grad_logits) + b * p.gab;
-  for_each_pixel_map<T>(held, p, b, n, true, 0, p.K,
-                        [&](int64_t k) { return gw[k * p.w_cols + n]; },
-                        [&](int64_t k, float x, float g, float s_k, float lse_k) {
-    const float sig = fm::sigmoid(x);
-    const float gsig = fm::sigmoid_map_grad(s_k, g, gg[k], inv_n);
-    const float prob = p.grad_diversity != nullptr ? fm::pixel_prob(x, lse_k) : 0.f;
-    const float gp = winner.winner == k ? -gd * s_k : 0.f;
-    ga[k * p.gak + n * p.gan] = from_float<T>(fm::logit_grad(gsig, sig, prob, gp, p_dot_gp[k]));
+  for_each_pixel_map<T>(held, p, b, px, 0, p.K,
+                        [&](int64_t k, int64_t n) { return gw[k * p.w_cols + n]; },
+                        [&](int64_t k, const float (&x)[kPixels], const float (&g)[kPixels],
+                            float s_k, float lse_k) {
+#pragma unroll
+    for (int j = 0; j < kPixels; ++j) {
+      if (!px.in(j)) continue;
+      const float sig = fm::sigmoid(x[j]);
+      const float gsig = fm::sigmoid_map_grad(s_k, g[j], gg[k], inv_n);
+      const float prob = p.grad_diversity != nullptr ? fm::pixel_prob(x[j], lse_k) : 0.f;
+      const float gp = winners[j].winner == k ? -gd * s_k : 0.f;
+      ga[k * p.gak + px.at(j) * p.gan] =
+          from_float<T>(fm::logit_grad(gsig, sig, prob, gp, p_dot_gp[k]));
+    }
   });
 }
 
-template <typename T>
-__device__ __forceinline__ PixelWinner winner_at(const EpilogueArgs& p, int64_t b, int64_t n,
-                                                 const HeldMaps& held) {
-  PixelWinner winner;
-  if (n >= p.N || p.grad_diversity == nullptr) return winner;
-  for_each_pixel_map<T>(held, p, b, n, true, 0, p.K, [](int64_t) { return 0.f; },
-                        [&](int64_t k, float x, float, float s_k, float lse_k) {
-    winner.add(k, fm::weighted_prob(s_k, x, lse_k));
+// Each of the thread's pixels' winning map (none past the last pixel, or without the
+// diversity's gradient).
+template <typename T, int kPixels, bool kHeld>
+__device__ __forceinline__ void find_winners(const EpilogueArgs& p, int64_t b,
+                                             const ThreadPixels<kPixels>& px,
+                                             const HeldMaps<kPixels, kHeld>& held,
+                                             PixelWinner (&winners)[kPixels]) {
+  if (p.grad_diversity == nullptr) return;
+  for_each_pixel_map<T>(held, p, b, px, 0, p.K, [](int64_t, int64_t) { return 0.f; },
+                        [&](int64_t k, const float (&x)[kPixels], const float (&)[kPixels],
+                            float s_k, float lse_k) {
+#pragma unroll
+    for (int j = 0; j < kPixels; ++j) {
+      if (px.in(j)) winners[j].add(k, fm::weighted_prob(s_k, x[j], lse_k));
+    }
   });
-  return winner;
 }
 
-// Blocks over (sample, pixel tile): gather_pixel_tile into the tile's slot of the sums scratch.
-template <typename T>
-__global__ void __launch_bounds__(kEpilogueThreads) gather_kernel(EpilogueArgs p) {
-  float* warp_sums = dynamic_shared_memory<float>();
+// "gather"'s and "logits"' pixel tiles: kPixels pixels a thread, kPixels x kEpilogueThreads a
+// tile (blocks over (sample, pixel tile)); a thread's pixels where they hold their maps, else one.
+template <bool kHeld>
+constexpr int kTilePixels = kHeld ? kEpiloguePixels : 1;
+
+template <bool kHeld>
+__device__ __forceinline__ ThreadPixels<kTilePixels<kHeld>> tile_pixels(const EpilogueArgs& p,
+                                                                       int64_t block) {
+  return {block * kTilePixels<kHeld> * kEpilogueThreads + threadIdx.x, kEpilogueThreads, p.N};
+}
+
+// Blocks over (sample, pixel tile): gather_pixel_tile into the tile's slot of the sums scratch
+// (and the split totals into split 0's slot for "logits", where the channels were split).
+template <typename T, bool kHeld>
+__global__ void __launch_bounds__(kEpilogueThreads, kEpilogueMinBlocks) gather_kernel(
+    EpilogueArgs p) {
+  float* warp_sums = dynamic_shared_memory<float>();  // [2][kGatherMaps][warps]
+  float* statistics = warp_sums + 2 * kGatherMaps * (kEpilogueThreads / 32);  // [2][kLogitBatch]
   const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
   const int64_t b = at.outer, block = at.middle;
-  const int64_t n = block * kEpilogueThreads + threadIdx.x;
-  const HeldMaps held{};  // (nothing held: the registers would halve the blocks an SM holds)
-  gather_pixel_tile<T>(p, b, n, held, winner_at<T>(p, b, n, held), warp_sums,
-                       p.sums + (b * p.pixel_blocks + block) * 2 * p.K);
+  const auto px = tile_pixels<kHeld>(p, block);
+  const bool store_totals = p.channel_splits > 1;  // (for "logits")
+  const auto held = hold_maps<T, kHeld>(p, b, px, p.channel_splits, store_totals, statistics);
+  PixelWinner winners[kTilePixels<kHeld>];
+  find_winners<T>(p, b, px, held, winners);
+  // (the tile's slot, b * pixel_blocks + block, is blockIdx.x: b is not kept for it)
+  gather_pixel_tile<T>(p, b, px, held, winners, store_totals, warp_sums,
+                       p.sums + static_cast<int64_t>(blockIdx.x) * 2 * p.K);
 }
 
 // Blocks over (sample, pixel tile), after "gather": grad_logits from every tile's sums.
-template <typename T>
-__global__ void __launch_bounds__(kEpilogueThreads) logits_kernel(EpilogueArgs p) {
+template <typename T, bool kHeld>
+__global__ void __launch_bounds__(kEpilogueThreads, kEpilogueMinBlocks) logits_kernel(
+    EpilogueArgs p) {
   float* gg = dynamic_shared_memory<float>();  // [K]
   float* p_dot_gp = gg + p.K;                   // [K]
+  float* statistics = p_dot_gp + p.K;           // [2][kLogitBatch]
   const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
   const int64_t b = at.outer, block = at.middle;
-  const int64_t n = block * kEpilogueThreads + threadIdx.x;
-  const HeldMaps held{};  // (as in gather_kernel)
+  const auto px = tile_pixels<kHeld>(p, block);
+  // (the maps' loads in flight while the tiles' sums are read; gw's totals in split 0's slot)
+  const auto held = hold_maps<T, kHeld>(p, b, px, 1, false, statistics);
   importance_grads(p, b, p.sums + b * p.pixel_blocks * 2 * p.K, p.pixel_blocks, gg, p_dot_gp);
-  if (n < p.N) write_grad_logits<T>(p, b, n, held, winner_at<T>(p, b, n, held), gg, p_dot_gp);
+  PixelWinner winners[kTilePixels<kHeld>];
+  find_winners<T>(p, b, px, held, winners);
+  write_grad_logits<T>(p, b, px, held, winners, gg, p_dot_gp);
 }
 
 // "gather" and "logits" in one launch where a sample's pixels fit one block (a thread a pixel,
 // whole warps, kEpilogueMaxThreads at most): a block per sample, its per-map sums its own
 // (shared memory), each pixel's winner found once.
-template <typename T>
-__global__ void __launch_bounds__(kEpilogueMaxThreads) epilogue_kernel(EpilogueArgs p) {
-  float* warp_sums = dynamic_shared_memory<float>();  // [2][kGatherMaps][warps]
+template <typename T, bool kHeld>
+__global__ void __launch_bounds__(kEpilogueMaxThreads) epilogue_kernel(
+    EpilogueArgs p) {
+  // (statistics first: a constant offset; the others' depend on the block and K)
+  float* statistics = dynamic_shared_memory<float>();  // [2][kLogitBatch] where held
+  float* warp_sums = statistics + (kHeld ? 2 * kLogitBatch : 0);  // [2][kGatherMaps][warps]
   float* sums = warp_sums + 2 * kGatherMaps * (blockDim.x / 32);  // [2][K]
   float* gg = sums + 2 * p.K;                                           // [K]
   float* p_dot_gp = gg + p.K;                                           // [K]
-  const int64_t b = blockIdx.x, n = threadIdx.x;
-  const HeldMaps held = hold_maps<T>(p, b, n);
-  const PixelWinner winner = winner_at<T>(p, b, n, held);
-  gather_pixel_tile<T>(p, b, n, held, winner, warp_sums, sums);
+  const int64_t b = blockIdx.x;
+  const ThreadPixels<1> px{threadIdx.x, blockDim.x, p.N};
+  const auto held = hold_maps<T, kHeld>(p, b, px, p.channel_splits, false, statistics);
+  PixelWinner winners[1];
+  find_winners<T>(p, b, px, held, winners);
+  // (held: the totals stay in registers; else write_grad_logits reads them back)
+  gather_pixel_tile<T>(p, b, px, held, winners, p.channel_splits > 1 && !kHeld, warp_sums,
+                       sums);
   importance_grads(p, b, sums, 1, gg, p_dot_gp);
-  if (n < p.N) write_grad_logits<T>(p, b, n, held, winner, gg, p_dot_gp);
+  write_grad_logits<T>(p, b, px, held, winners, gg, p_dot_gp);
 }
 
 }  // namespace
@@ -583,15 +680,23 @@ void launch_backward(const BackwardParams& p, const BackwardPlan& plan, DType dt
         static_cast<const float*>(p.grad_diversity), scratch.gw, plan.channel_splits,
         plan.w_rows, plan.w_cols, scratch.sums, plan.pixel_blocks, p.grad_logits, p.gab, p.gak,
         p.gan};
-    if (plan.epilogue.grid_x > 0) {
-      launch(epilogue_kernel<T>, dim3(static_cast<unsigned>(plan.epilogue.grid_x)),
-             dim3(plan.epilogue.threads), plan.epilogue.shared_bytes, stream, epilogue);
-      return;
+    const auto launch_epilogue = [&](auto held) {
+      constexpr bool kHeld = decltype(held)::value;
+      if (plan.epilogue.grid_x > 0) {
+        launch(epilogue_kernel<T, kHeld>, dim3(static_cast<unsigned>(plan.epilogue.grid_x)),
+               dim3(plan.epilogue.threads), plan.epilogue.shared_bytes, stream, epilogue);
+        return;
+      }
+      launch(gather_kernel<T, kHeld>, dim3(static_cast<unsigned>(plan.gather.grid_x)),
+             dim3(plan.gather.threads), plan.gather.shared_bytes, stream, epilogue);
+      launch(logits_kernel<T, kHeld>, dim3(static_cast<unsigned>(plan.logits.grid_x)),
+             dim3(plan.logits.threads), plan.logits.shared_bytes, stream, epilogue);
+    };
+    if (plan.held_maps) {
+      launch_epilogue(std::true_type{});
+    } else {
+      launch_epilogue(std::false_type{});
     }
-    launch(gather_kernel<T>, dim3(static_cast<unsigned>(plan.gather.grid_x)),
-           dim3(plan.gather.threads), plan.gather.shared_bytes, stream, epilogue);
-    launch(logits_kernel<T>, dim3(static_cast<unsigned>(plan.logits.grid_x)),
-           dim3(plan.logits.threads), plan.logits.shared_bytes, stream, epilogue);
   });
 }
 

@@ -192,24 +192,39 @@ __device__ void sample_statistics(const T* a, int64_t sak, int64_t san, int64_t 
   __syncthreads();
 }
 
-// Calls fn(k, a[k, n], extra(k)) for k = k_begin, ..., k_end - 1 in order, loading kLogitBatch
-// maps' logit and extra value (a float the caller reads per map, e.g. a gradient) before using
-// any: a kernel that walks a pixel's maps waits for ceil(maps / kLogitBatch) round trips to
-// memory, not one a map. Where `load` is false nothing is read and fn still sees every map (its
-// values 0), so that a thread past the last pixel takes part in its warp's sums.
-template <typename T, typename Extra, typename Fn>
-__device__ __forceinline__ void for_each_map(const T* a, int64_t sak, int64_t san, int64_t n,
-                                             bool load, int64_t k_begin, int64_t k_end,
-                                             Extra&& extra, Fn&& fn) {
+// The pixels one thread of a block over a pixel tile takes: kPixels of them, n0 + i stride
+// (stride: the block's threads, so that each of a warp's loads is of adjacent pixels), those
+// past the last pixel (N) not loaded.
+template <int kPixels>
+struct ThreadPixels {
+  int64_t n0, stride, N;
+  __device__ __forceinline__ int64_t at(int i) const { return n0 + i * stride; }
+  __device__ __forceinline__ bool in(int i) const { return at(i) < N; }
+};
+
+// Calls fn(k, x, y) for k = k_begin, ..., k_end - 1 in order, with x[i] = a[k, n_i] and
+// y[i] = extra(k, n_i) (a float the caller reads per map and pixel, e.g. a gradient) for the
+// thread's pixels n_i, loading kLogitBatch maps of every pixel before using any: a kernel that
+// walks its pixels' maps waits for ceil(maps / kLogitBatch) round trips to memory, not one a
+// map or a pixel. Nothing is read past the last pixel, and fn still sees every map (its values
+// 0 there), so that a thread past the last pixel takes part in its warp's sums.
+template <typename T, int kPixels, typename Extra, typename Fn>
+__device__ __forceinline__ void for_each_map(const T* a, int64_t sak, int64_t san,
+                                             const ThreadPixels<kPixels>& pixels,
+                                             int64_t k_begin, int64_t k_end, Extra&& extra,
+                                             Fn&& fn) {
   const int maps = static_cast<int>(k_end - k_begin);
   for (int i = 0; i < maps; i += kLogitBatch) {
-    float x[kLogitBatch], y[kLogitBatch];
+    float x[kLogitBatch][kPixels], y[kLogitBatch][kPixels];
 #pragma unroll
     for (int u = 0; u < kLogitBatch; ++u) {
-      x[u] = y[u] = 0.f;
-      if (load && i + u < maps) {
-        x[u] = load_logit(a, sak, san, k_begin + i + u, n);
-        y[u] = extra(k_begin + i + u);
+#pragma unroll
+      for (int j = 0; j < kPixels; ++j) {
+        x[u][j] = y[u][j] = 0.f;
+        if (pixels.in(j) && i + u < maps) {
+          x[u][j] = load_logit(a, sak, san, k_begin + i + u, pixels.at(j));
+          y[u][j] = extra(k_begin + i + u, pixels.at(j));
+        }
       }
     }
 #pragma unroll
@@ -223,8 +238,9 @@ __device__ __forceinline__ void for_each_map(const T* a, int64_t sak, int64_t sa
 template <typename T, typename Fn>
 __device__ __forceinline__ void for_each_logit(const T* a, int64_t sak, int64_t san, int64_t K,
                                                int64_t n, Fn&& fn) {
-  for_each_map(a, sak, san, n, true, 0, K, [](int64_t) { return 0.f; },
-               [&](int64_t k, float x, float) { fn(k, x); });
+  for_each_map(a, sak, san, ThreadPixels<1>{n, 0, n + 1}, 0, K,
+               [](int64_t, int64_t) { return 0.f; },
+               [&](int64_t k, const float (&x)[1], const float (&)[1]) { fn(k, x[0]); });
 }
 
 // The pixel-max winner: fed the maps' candidates s[k] p[k, n] upwards from k = 0, it keeps the

@@ -286,7 +286,8 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
                                p.channel_tiles > 0 ? p.channel_tiles : 1, sm_count);
   p.channel_splits = channels.splits;
   p.tiles_per_split = channels.per_split;
-  p.pixel_blocks = ceil_div(N, kEpilogueThreads);
+  p.held_maps = K <= kLogitBatch;
+  p.pixel_blocks = ceil_div(N, (p.held_maps ? kEpiloguePixels : 1) * kEpilogueThreads);
 
   p.gv_direct = grad_pooled_address % 16 == 0 &&
                 C % fusedattn::cuda::chunk_elements(element_size) == 0;
@@ -301,10 +302,11 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   // an SM, slower than gather's and logits' tiles) and its shared memory (the warps' sums and
   // the per-map sums, 4 K floats) needs no opt-in past the default, which leaves any K to
   // gather and logits
-  const bool held = K <= kLogitBatch;
+  const bool held = p.held_maps;
   const int epilogue_threads = static_cast<int>(ceil_div(N > 0 ? N : 1, 32) * 32);
   const size_t epilogue_shared =
-      (2 * kGatherMaps * (epilogue_threads / 32) + 4 * static_cast<size_t>(K)) * sizeof(float);
+      (2 * kGatherMaps * (epilogue_threads / 32) + 4 * static_cast<size_t>(K) +
+       (held ? 2 * kLogitBatch : 0)) * sizeof(float);
   const bool one_tile = (N <= kEpilogueThreads || (N <= kEpilogueMaxThreads && held)) &&
                         epilogue_shared <= fusedattn::cuda::kDefaultSharedMemoryPerBlock;
   p.sums_floats = one_tile ? 0 : static_cast<size_t>(B * p.pixel_blocks * 2 * K);
@@ -345,28 +347,39 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
                        static_cast<size_t>(grad_features_shared), Wmaps + Gv + F,
                        map_tile_bytes, p.map_groups, p.map_groups};
   }
-  // (gather and logits: a thread's pixel, its maps kLogitBatch at a time, after the pixel's
-  // winner (as many round trips); gather's loads of a batch: the logit and every split's gw.
-  // "epilogue", where K <= kLogitBatch, holds the pixel's maps instead (hold_maps: the logits,
-  // s, lse and every split's gw, four splits' loads in flight together) and reads none again.)
+  // (gather and logits: where K <= kLogitBatch, a thread's kEpiloguePixels pixels, whose maps
+  // it holds (hold_maps: the logits, s, lse and gw, every split's for gather, the splits'
+  // totals for logits; a split's loads in flight together), then gather stores its tile's
+  // sums, and logits reads every tile's sums (while its maps are in flight) and writes
+  // grad_logits: a round trip each after the maps. Else a pixel a thread, its maps
+  // kLogitBatch at a time after the pixel's winner (as many round trips); gather's loads of a
+  // batch: the logit and every split's gw. gather stores the splits' totals, and logits reads
+  // them, only where the channels were split. "epilogue", a pixel a thread, where K <=
+  // kLogitBatch holds its maps likewise, four splits' loads in flight together, and reads none
+  // again.)
   const int64_t batches = ceil_div(K, kLogitBatch);
   const int64_t batch_maps = K < kLogitBatch ? K : kLogitBatch;  // a thread's loads of a batch
   const int64_t splits_in_flight = p.channel_splits < 4 ? p.channel_splits : 4;
+  const int64_t tile_pixels = held ? kEpiloguePixels : 1;
+  const int64_t tile_splits_in_flight = held ? 1 : splits_in_flight;
   const int64_t hold_rounds = ceil_div(p.channel_splits, 4);
+  const int64_t Totals = p.channel_splits > 1 ? B * K * N * 4 : 0;
+  const size_t statistics_bytes = 2 * kLogitBatch * sizeof(float);
   p.gather = {B * p.pixel_blocks, 1, kEpilogueThreads,
-              2 * kGatherMaps * (kEpilogueThreads / 32) * sizeof(float),
-              A + GwRead + B * K * N * 4 + Sums,
-              kEpilogueThreads * batch_maps * (4 * splits_in_flight + e),
-              K, 1 + 2 * batches};
-  p.logits = {B * p.pixel_blocks, 1, kEpilogueThreads, 2 * static_cast<size_t>(K) * sizeof(float),
-              2 * A + B * K * N * 4 + Sums, kEpilogueThreads * batch_maps * (4 + e), K,
-              1 + 2 * batches};
+              2 * kGatherMaps * (kEpilogueThreads / 32) * sizeof(float) + statistics_bytes,
+              A + GwRead + Totals + Sums,
+              kEpilogueThreads * tile_pixels * batch_maps * (4 * tile_splits_in_flight + e),
+              K, held ? p.channel_splits + 1 : 1 + 2 * batches};
+  p.logits = {B * p.pixel_blocks, 1, kEpilogueThreads,
+              2 * static_cast<size_t>(K) * sizeof(float) + statistics_bytes,
+              2 * A + B * K * N * 4 + Sums, kEpilogueThreads * tile_pixels * batch_maps * (4 + e),
+              K, held ? 2 : 1 + 2 * batches};
   if (one_tile) {
     // (held: the pixel's maps once, then the importance gradients' loads; else the winner's
-    // round trips once, then gather's and logits' passes over the maps, gw's split totals read
-    // back from what the same thread wrote)
+    // round trips once, then gather's and logits' passes over the maps, gw read again by the
+    // latter: the splits' totals, stored by the former where the channels were split)
     p.epilogue = {B, 1, epilogue_threads, epilogue_shared,
-                  held ? A + GwRead + B * K * N * 4 : 3 * A + GwRead + 2 * B * K * N * 4,
+                  held ? 2 * A + GwRead : 3 * A + GwRead + B * K * N * 4 + Totals,
                   epilogue_threads * batch_maps * (4 * splits_in_flight + e), K,
                   held ? hold_rounds + 1 : 1 + 3 * batches};
     p.gather = {};

@@ -75,7 +75,12 @@ constexpr int kPadGvThreads = 256;
 constexpr int kPadGvRows = 16;
 constexpr int kPadGvUnroll = 16;
 constexpr int kPadGvColumns = 512;  // and the columns (a large map's rows split between blocks)
-constexpr int kEpilogueThreads = 256;  // "gather" and "logits": a pixel tile
+// "gather" and "logits": blocks of kEpilogueThreads over pixel tiles of kEpiloguePixels x as
+// many, a thread's pixels' loads in flight together (so that at 56x56 a batch's tiles are one
+// wave of blocks, not two)
+constexpr int kEpilogueThreads = 256;
+constexpr int kEpiloguePixels = 2;
+constexpr int kEpilogueMinBlocks = 4;  // an SM's blocks: 64 registers a thread
 // "epilogue" (gather and logits in one launch, a block per sample, a thread a pixel in whole
 // warps) where a sample's pixels are one tile, or at most this many where K <= kLogitBatch
 // (20x20's 400 pixels: one launch, not two)
@@ -274,6 +279,9 @@ struct BackwardPlan {
   int64_t map_groups, w_rows, w_cols, channel_tiles, pixel_chunks;
   int64_t channel_splits, tiles_per_split;
   int64_t pixel_blocks;     // "gather"'s and "logits"' pixel tiles per sample
+  // The epilogue's kernels hold each pixel's maps in registers (K <= kLogitBatch; "gather" and
+  // "logits" then take kEpiloguePixels pixels a thread, else one)
+  bool held_maps;
   // gv as "features" reads it: straight from grad_pooled (B, K, C) where its rows are whole
   // 16-byte chunks at a 16-byte aligned address (gv_rows K, gv_cols C), else from a copy
   // "pad_gv" writes, rows and row length padded (gv_rows w_rows, gv_cols C rounded up to whole

@@ -43,10 +43,11 @@ int main(int argc, char** argv) {
                                                bload, 0, static_cast<int>(v[8]));
   std::printf("{\"load\": \"%s\", \"backward_load\": \"%s\", \"map_tiles\": %d, \"map_groups\": %lld, "
               "\"pixel_splits\": %lld, \"channel_splits\": %lld, \"pool_streams_tiles\": %s, "
-              "\"pool_own_stats\": %s, \"forward\": [",
+              "\"pool_own_stats\": %s, \"epilogue_held_maps\": %s, \"forward\": [",
               ap::feature_load_name(load), ap::feature_load_name(bload), f.map_tiles, static_cast<long long>(f.map_groups),
               static_cast<long long>(f.pixel_splits), static_cast<long long>(b.channel_splits),
-              f.stream_tiles ? "true" : "false", f.own_stats ? "true" : "false");
+              f.stream_tiles ? "true" : "false", f.own_stats ? "true" : "false",
+              b.held_maps ? "true" : "false");
   launch("stats", "stats_kernel", false, f.stats, true);
   launch("pool", "pool_kernel", true, f.pool, true);
   launch("reduce", "reduce_kernel", false, f.reduce, false);

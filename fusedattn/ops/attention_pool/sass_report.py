@@ -30,6 +30,9 @@ MODES = {"forward": ("forward",), "forward+backward": ("forward", "backward")}
 # (kOwnStats)
 STREAMING_SUFFIX = "/tiles"
 OWN_STATS_SUFFIX = "/stats"
+# The epilogue's kernels that hold each pixel's maps in registers (kHeld)
+HELD_VARIANT = "held"
+EPILOGUE_KERNELS = {"gather", "logits", "epilogue"}
 _DTYPES = {"__nv_bfloat16": "bfloat16", "__half": "float16", "float": "float32"}
 
 
@@ -40,7 +43,9 @@ def identify_cuda(name: str) -> Optional[dict]:
         return None
     args = [a.strip() for a in m.group(2).split(",")]
     variant = ""
-    if len(args) >= 3:  # (T, map tiles, feature load[, pool's kStreamTiles, kOwnStats])
+    if len(args) == 2:  # (T, kHeld): the epilogue's kernels
+        variant = HELD_VARIANT if args[1] == "true" else ""
+    elif len(args) >= 3:  # (T, map tiles, feature load[, pool's kStreamTiles, kOwnStats])
         load = LOADS[int(re.search(r"(\d+)$", args[2]).group(1))]
         variant = f"{load}/maps{8 * int(args[1])}"
         if args[3:4] == ["true"]:
@@ -49,7 +54,7 @@ def identify_cuda(name: str) -> Optional[dict]:
             variant += OWN_STATS_SUFFIX
     return {"kernel": m.group(1), "dtype": _DTYPES.get(args[0], args[0]), "variant": variant,
             "streams_features": m.group(1) in STREAMING,
-            "aligned": variant.split("/")[0] in ALIGNED_LOADS if variant else None}
+            "aligned": variant.split("/")[0] in ALIGNED_LOADS if "/" in variant else None}
 
 
 def plan_arguments(shape, layout: str, element_size: int, sms: int) -> tuple:
@@ -69,8 +74,10 @@ def cuda_launches(plan: dict, mode: str, dtype: str) -> list[dict]:
         pool = launch["name"] == "pool"
         suffix = ((STREAMING_SUFFIX if pool and plan["pool_streams_tiles"] else "") +
                   (OWN_STATS_SUFFIX if pool and plan["pool_own_stats"] else ""))
+        held = launch["name"] in EPILOGUE_KERNELS and plan["epilogue_held_maps"]
         out.append({**launch, "dtype": dtype,
-                    "variant": variant + suffix if launch["tiled"] else "",
+                    "variant": (variant + suffix if launch["tiled"]
+                                else HELD_VARIANT if held else ""),
                     "ctas": launch["grid"][0] * launch["grid"][1]})
     return out
 
