@@ -216,15 +216,16 @@ ForwardPlan plan_forward(int64_t B, int64_t C, int64_t K, int64_t N, int element
                                : kStatsUnroll;
   const int64_t second_pass_rounds =
       p.cache_logits ? 0 : ceil_div(p.w_cols, kStatsThreads) * ceil_div(K, kLogitBatch);
-  // (a span's copy: the sample's logits all in flight, one round trip; else the lanes' loads,
-  // at most the sample's logits; w's stores after them keep as many bytes in flight)
+  // (a span's copy: the sample's logits all in flight, one round trip, then w's stores, a
+  // second before the launch ends; else the lanes' loads, at most the sample's logits; w's
+  // stores after them keep as many bytes in flight)
   p.stats = {B, 1, kStatsThreads,
              static_cast<size_t>(stats_shared_floats(K)) * sizeof(float) +
                  (p.cache_logits ? static_cast<size_t>(K * N * e) : 0),
              A + W + B * (2 * K + 1) * 4,
              p.span_logits ? K * N * e : std::min(K * N * e, kStatsThreads * per_lane * e),
              ceil_div(K * N, kStatsThreads * per_lane),
-             p.span_logits ? 1 : stats_rounds(K, N, per_lane) + second_pass_rounds};
+             p.span_logits ? 2 : stats_rounds(K, N, per_lane) + second_pass_rounds};
   if (p.own_stats) p.stats = {};
   int64_t partial = 0, serial_rounds = 0;
   if (p.pixel_splits > 1 && C > 0) {

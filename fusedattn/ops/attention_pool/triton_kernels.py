@@ -647,14 +647,15 @@ STATS_STAGES = tl.constexpr(3)
 def stats_config(K: int, N: int, NW: int) -> dict:
     """The forward's per-sample "stats" launch: the whole sample as one register-resident
     [KS, BS] tile (KS >= K, BS >= NW) where it fits in STATS_TILE_ELEMENTS, with the warps that
-    hold 32 elements per thread: one round trip to memory; else tiles of STATS_TILE_ELEMENTS
+    hold 32 elements per thread: one round trip to memory, and a second for w's stores to
+    drain before the launch ends; else tiles of STATS_TILE_ELEMENTS
     looped over in two passes (the statistics; the diversity and w): with one map tile (K <= 32)
     each pass software-pipelined (STATS_STAGES: cp.async into two shared buffers, two tiles in
     flight: a pass of T tiles waits about ceil(T / 2) round trips), else each tile a round
     trip, plus three round trips through memory for the softmax between them."""
     KS, BS = triton.next_power_of_2(K), triton.next_power_of_2(NW)
     if KS * BS <= STATS_TILE_ELEMENTS:
-        return dict(whole=True, KS=KS, BS=BS, rounds=1, tiles_in_flight=1,
+        return dict(whole=True, KS=KS, BS=BS, rounds=2, tiles_in_flight=1,
                     num_warps=min(STATS_WARPS, max(NUM_WARPS, KS * BS // (32 * 32))))
     KS = min(KS, 32)
     BS = STATS_TILE_ELEMENTS // KS
