@@ -24,6 +24,14 @@ FUSEDATTN_HD acc_t pixel_prob(acc_t logit, acc_t logsumexp) {
   return softmax_prob(logit, logsumexp);
 }
 
+// w[k,n] = s[k] sig(a[k,n]): the recalibrated map. Every kernel that computes w (the forward's,
+// and the backward's that recomputes it from the saved importance) computes it here, so that
+// rounded to the input dtype they agree bitwise.
+template <typename acc_t>
+FUSEDATTN_HD acc_t recalibrated_map(acc_t importance, acc_t logit) {
+  return importance * sigmoid(logit);
+}
+
 // The candidate of map k at one pixel in D = sum_n max_k s[k] p[k,n].
 template <typename acc_t>
 FUSEDATTN_HD acc_t weighted_prob(acc_t importance, acc_t logit, acc_t logsumexp) {

@@ -64,6 +64,9 @@ const std::map<std::string, Case> kCases = {
     // (run on one SM only) blocks streaming 4 channel tiles (the last of 8 channels) of two
     // pixel chunks, in two map groups, the second of 6 maps
     {"stream_groups", {2, 200, 7, 7, 70, true, true}},
+    // 529 pixels, K = 8: "gather" and "logits" holding two pixels' maps a thread (a last tile of
+    // 17), 4 channel tiles split between blocks: "gather" stores the splits' totals for "logits"
+    {"held_splits", {1, 200, 23, 23, 8, false, true}},
 };
 
 // Deterministic values in [-2, 2).

@@ -88,7 +88,7 @@ __device__ __forceinline__ void recalibrated_maps_tile(T* wt, const T* a, int64_
     for (int u = 0; u < kBatch; ++u) {
       const int i = i0 + u * kThreads;
       if (i < kElements) {
-        wt[i / kCols * kLd + i % kCols] = from_float<T>(importance[u] * fm::sigmoid(x[u]));
+        wt[i / kCols * kLd + i % kCols] = from_float<T>(fm::recalibrated_map(importance[u], x[u]));
       }
     }
   }
@@ -325,7 +325,9 @@ struct EpilogueArgs {
   const float* logsumexp;        // (B, K)
   const float* grad_importance;  // (B, K)
   const float* grad_diversity;   // (B,) or nullptr
-  float* gw;                     // (B, channel splits, w_rows, w_cols): split 0 gets the sum
+  // (B, channel splits, w_rows, w_cols): split 0's slot gets the splits' sum where a later
+  // pass reads it back (several splits, or maps not held)
+  float* gw;
   int64_t channel_splits, w_rows, w_cols;
   float* sums;                   // (B, pixel blocks, 2, K); unused by "epilogue"
   int64_t pixel_blocks;
@@ -334,12 +336,12 @@ struct EpilogueArgs {
 };
 
 // A thread's pixels' logits and gw summed over the channel splits (in split order), for maps
-// 0, ..., K - 1, loaded once where K <= kLogitBatch, and the maps' s and log-sum-exp (then
-// copied into shared memory): the epilogue's passes (the winner, the per-map sums,
-// grad_logits) read them here instead of each loading them again. `held` is the same for every
-// thread of the launch (zeros past the pixels), so that warps stay on one path through their
-// shuffles; only constant indices reach the arrays. (kHeld: the plan's held_maps, K <=
-// kLogitBatch, a compile-time choice, so that neither way's registers burden the other's.)
+// 0, ..., K - 1, loaded once where K <= kLogitBatch (kHeld: the plan's held_maps, a
+// compile-time choice, so that neither way's registers burden the other's), and the maps' s
+// and log-sum-exp (then copied into shared memory): the epilogue's passes (the winner, the
+// per-map sums, grad_logits) read them here instead of each loading them again. Every thread
+// of a launch takes the same way (zeros past the pixels), so that warps stay on one path
+// through their shuffles; only constant indices reach the arrays.
 template <int kPixels, bool kHeld>
 struct HeldMaps {
   const float* s = nullptr;    // [K]: shared memory where held, else the sample's row in memory
@@ -418,6 +420,8 @@ __device__ __forceinline__ void for_each_pixel_map(const HeldMaps<kPixels, kHeld
                                                    const ThreadPixels<kPixels>& px,
                                                    int64_t k_begin, int64_t k_end, GwOf&& gw_of,
                                                    Fn&& fn) {
+  // (held maps are walked from map 0: every caller's first group of maps is all of them)
+  static_assert(kLogitBatch <= kGatherMaps, "held maps are one of gather's groups");
   if constexpr (kHeld) {
 #pragma unroll
     for (int u = 0; u < kLogitBatch; ++u) {

@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kStatsThreads) stats_kernel(StatsArgs p) {
       PixelWinner winner;
       for_each_logit(logits, sak, san, p.K, n, [&](int64_t k, float x) {
         if (p.diversity != nullptr) winner.add(k, fm::weighted_prob(s[k], x, lse[k]));
-        w[k * p.w_cols + n] = from_float<T>(s[k] * fm::sigmoid(x));
+        w[k * p.w_cols + n] = from_float<T>(fm::recalibrated_map(s[k], x));
       });
       partial += winner.best;
     }
@@ -240,10 +240,10 @@ constexpr int kOwnStatsUnroll = 4;
 // lse, then w = s sigmoid(a) into the block's map tiles (chunk c's at maps + c
 // kPoolMapElements; zero past K maps and N pixels), and where `store` (the sample's first
 // block) the statistics and the diversity. The arithmetic of "stats" (sample_statistics,
-// fm::sigmoid, from_float), so the sample's blocks get the same bits, and the backward the w it
-// recomputes from the importance. Its only loop over global memory is the span's 16-byte
-// copies (the element-by-element batch is unrolled; the stores are one a thread). The maps are
-// read after the main loop's first barrier.
+// fm::recalibrated_map, from_float), so the sample's blocks get the same bits, and the
+// backward the w it recomputes from the importance. Its only loop over global memory is the
+// span's 16-byte copies (the element-by-element batch is unrolled; the stores are one a
+// thread). The maps are read after the main loop's first barrier.
 template <typename T, typename Tiles>
 __device__ __forceinline__ void own_statistics(const PoolArgs& p, int64_t b, T* maps, bool store,
                                                unsigned char* smem) {
@@ -276,7 +276,8 @@ __device__ __forceinline__ void own_statistics(const PoolArgs& p, int64_t b, T* 
   const int row_pixels = static_cast<int>(p.pixel_chunks) * Tiles::kExtent;
   for (int i = threadIdx.x; i < Tiles::kMapRows * row_pixels; i += kTileThreads) {
     const int r = i / row_pixels, n = i % row_pixels;
-    const float x = r < K && n < N ? s[r] * fm::sigmoid(to_float(logits[r * sak + n * san])) : 0.f;
+    const float x =
+        r < K && n < N ? fm::recalibrated_map(s[r], to_float(logits[r * sak + n * san])) : 0.f;
     maps[n / Tiles::kExtent * Tiles::kPoolMapElements + r * Tiles::kLdw + n % Tiles::kExtent] =
         from_float<T>(x);
   }

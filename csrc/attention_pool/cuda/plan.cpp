@@ -300,9 +300,9 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   // "epilogue" where a sample's pixels fit one block (a thread a pixel, whole warps: one tile,
   // or up to kEpilogueMaxThreads where the block holds a pixel's maps in registers; a block of
   // more warps that walks the maps in batches makes its 1 + 3 batches round trips at one block
-  // an SM, slower than gather's and logits' tiles) and its shared memory (the warps' sums and
-  // the per-map sums, 4 K floats) needs no opt-in past the default, which leaves any K to
-  // gather and logits
+  // an SM, slower than gather's and logits' tiles) and its shared memory (the warps' sums, the
+  // per-map sums, 4 K floats, and where held s and lse) needs no opt-in past the default, which
+  // leaves any K to gather and logits
   const bool held = p.held_maps;
   const int epilogue_threads = static_cast<int>(ceil_div(N > 0 ? N : 1, 32) * 32);
   const size_t epilogue_shared =
