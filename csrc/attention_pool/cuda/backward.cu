@@ -342,7 +342,8 @@ struct EpilogueArgs {
 // per-map sums, grad_logits) read them here instead of each loading them again. Every thread
 // of a launch takes the same way (zeros past the pixels), so that warps stay on one path
 // through their shuffles; only constant indices reach the arrays.
-template <int kPixels, bool kHeld>
+// (kBatch: the maps the thread loads at a time where it holds none)
+template <int kPixels, bool kHeld, int kBatch>
 struct HeldMaps {
   const float* s = nullptr;    // [K]: shared memory where held, else the sample's row in memory
   const float* lse = nullptr;  // [K]: the same
@@ -354,11 +355,11 @@ struct HeldMaps {
 // where `store_totals`), loaded before using any (four splits in flight together for one
 // pixel a thread, one for two), and s and lse copied into `statistics` (2 kLogitBatch shared
 // floats). Ends with a barrier where it holds them (the same for every thread).
-template <typename T, bool kHeld, int kPixels>
-__device__ HeldMaps<kPixels, kHeld> hold_maps(const EpilogueArgs& p, int64_t b,
+template <typename T, bool kHeld, int kBatch, int kPixels>
+__device__ HeldMaps<kPixels, kHeld, kBatch> hold_maps(const EpilogueArgs& p, int64_t b,
                                               const ThreadPixels<kPixels>& px, int64_t splits,
                                               bool store_totals, float* statistics) {
-  HeldMaps<kPixels, kHeld> h;
+  HeldMaps<kPixels, kHeld, kBatch> h;
   h.s = p.importance + b * p.K;
   h.lse = p.logsumexp + b * p.K;
   if constexpr (!kHeld) return h;
@@ -413,9 +414,9 @@ __device__ HeldMaps<kPixels, kHeld> hold_maps(const EpilogueArgs& p, int64_t b,
 
 // Calls fn(k, x, gw, s[k], lse[k]) for maps k_begin, ..., k_end - 1 in order, x[j] and gw[j] of
 // the thread's pixels, from `held` where it holds them (k_begin is then 0), else loading
-// kLogitBatch maps at a time (for_each_map; gw from `gw_of(k, n)`).
-template <typename T, int kPixels, bool kHeld, typename GwOf, typename Fn>
-__device__ __forceinline__ void for_each_pixel_map(const HeldMaps<kPixels, kHeld>& held,
+// kBatch maps at a time (for_each_map; gw from `gw_of(k, n)`).
+template <typename T, int kPixels, bool kHeld, int kBatch, typename GwOf, typename Fn>
+__device__ __forceinline__ void for_each_pixel_map(const HeldMaps<kPixels, kHeld, kBatch>& held,
                                                    const EpilogueArgs& p, int64_t b,
                                                    const ThreadPixels<kPixels>& px,
                                                    int64_t k_begin, int64_t k_end, GwOf&& gw_of,
@@ -429,8 +430,9 @@ __device__ __forceinline__ void for_each_pixel_map(const HeldMaps<kPixels, kHeld
     }
     return;
   }
-  for_each_map(static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, px, k_begin, k_end,
-               gw_of, [&](int64_t k, const float (&x)[kPixels], const float (&gw)[kPixels]) {
+  for_each_map<kBatch>(static_cast<const T*>(p.logits) + b * p.sab, p.sak, p.san, px, k_begin,
+                       k_end, gw_of,
+                       [&](int64_t k, const float (&x)[kPixels], const float (&gw)[kPixels]) {
     fn(k, x, gw, held.s[k], held.lse[k]);
   });
 }
@@ -442,10 +444,10 @@ __device__ __forceinline__ void for_each_pixel_map(const HeldMaps<kPixels, kHeld
 // warp's sums (a thread's pixels, then shuffles) meet in warp_sums ([2][kGatherMaps][warps]
 // shared floats), added in warp order once per group of maps, not a block-wide sum per map.
 // Ends with a barrier.
-template <typename T, int kPixels, bool kHeld>
+template <typename T, int kPixels, bool kHeld, int kBatch>
 __device__ __forceinline__ void gather_pixel_tile(const EpilogueArgs& p, int64_t b,
                                                   const ThreadPixels<kPixels>& px,
-                                                  const HeldMaps<kPixels, kHeld>& held,
+                                                  const HeldMaps<kPixels, kHeld, kBatch>& held,
                                                   const PixelWinner (&winners)[kPixels],
                                                   bool store_totals, float* warp_sums,
                                                   float* sums) {
@@ -522,10 +524,10 @@ __device__ void importance_grads(const EpilogueArgs& p, int64_t b, const float* 
 // grad_logits at the thread's pixels (the spec's epilogue): the sigmoid and pixel-softmax
 // terms, with gw summed over the splits (held, or split 0's slot) and importance_grads' gg and
 // p_dot_gp.
-template <typename T, int kPixels, bool kHeld>
+template <typename T, int kPixels, bool kHeld, int kBatch>
 __device__ __forceinline__ void write_grad_logits(const EpilogueArgs& p, int64_t b,
                                                   const ThreadPixels<kPixels>& px,
-                                                  const HeldMaps<kPixels, kHeld>& held,
+                                                  const HeldMaps<kPixels, kHeld, kBatch>& held,
                                                   const PixelWinner (&winners)[kPixels],
                                                   const float* gg, const float* p_dot_gp) {
   const float gd = p.grad_diversity != nullptr ? p.grad_diversity[b] : 0.f;
@@ -551,10 +553,10 @@ __device__ __forceinline__ void write_grad_logits(const EpilogueArgs& p, int64_t
 
 // Each of the thread's pixels' winning map (none past the last pixel, or without the
 // diversity's gradient).
-template <typename T, int kPixels, bool kHeld>
+template <typename T, int kPixels, bool kHeld, int kBatch>
 __device__ __forceinline__ void find_winners(const EpilogueArgs& p, int64_t b,
                                              const ThreadPixels<kPixels>& px,
-                                             const HeldMaps<kPixels, kHeld>& held,
+                                             const HeldMaps<kPixels, kHeld, kBatch>& held,
                                              PixelWinner (&winners)[kPixels]) {
   if (p.grad_diversity == nullptr) return;
   for_each_pixel_map<T>(held, p, b, px, 0, p.K, [](int64_t, int64_t) { return 0.f; },
@@ -589,7 +591,8 @@ __global__ void __launch_bounds__(kEpilogueThreads, kEpilogueMinBlocks) gather_k
   const int64_t b = at.outer, block = at.middle;
   const auto px = tile_pixels<kHeld>(p, block);
   const bool store_totals = p.channel_splits > 1;  // (for "logits")
-  const auto held = hold_maps<T, kHeld>(p, b, px, p.channel_splits, store_totals, statistics);
+  const auto held =
+      hold_maps<T, kHeld, kLogitBatch>(p, b, px, p.channel_splits, store_totals, statistics);
   PixelWinner winners[kTilePixels<kHeld>];
   find_winners<T>(p, b, px, held, winners);
   // (the tile's slot, b * pixel_blocks + block, is blockIdx.x: b is not kept for it)
@@ -608,7 +611,7 @@ __global__ void __launch_bounds__(kEpilogueThreads, kEpilogueMinBlocks) logits_k
   const int64_t b = at.outer, block = at.middle;
   const auto px = tile_pixels<kHeld>(p, block);
   // (the maps' loads in flight while the tiles' sums are read; gw's totals in split 0's slot)
-  const auto held = hold_maps<T, kHeld>(p, b, px, 1, false, statistics);
+  const auto held = hold_maps<T, kHeld, kLogitsMapBatch>(p, b, px, 1, false, statistics);
   importance_grads(p, b, p.sums + b * p.pixel_blocks * 2 * p.K, p.pixel_blocks, gg, p_dot_gp);
   PixelWinner winners[kTilePixels<kHeld>];
   find_winners<T>(p, b, px, held, winners);
@@ -629,7 +632,7 @@ __global__ void __launch_bounds__(kEpilogueMaxThreads) epilogue_kernel(
   float* p_dot_gp = gg + p.K;                                           // [K]
   const int64_t b = blockIdx.x;
   const ThreadPixels<1> px{threadIdx.x, blockDim.x, p.N};
-  const auto held = hold_maps<T, kHeld>(p, b, px, p.channel_splits, false, statistics);
+  const auto held = hold_maps<T, kHeld, kLogitBatch>(p, b, px, p.channel_splits, false, statistics);
   PixelWinner winners[1];
   find_winners<T>(p, b, px, held, winners);
   // (held: the totals stay in registers; else write_grad_logits reads them back)

@@ -204,20 +204,20 @@ struct ThreadPixels {
 
 // Calls fn(k, x, y) for k = k_begin, ..., k_end - 1 in order, with x[i] = a[k, n_i] and
 // y[i] = extra(k, n_i) (a float the caller reads per map and pixel, e.g. a gradient) for the
-// thread's pixels n_i, loading kLogitBatch maps of every pixel before using any: a kernel that
-// walks its pixels' maps waits for ceil(maps / kLogitBatch) round trips to memory, not one a
+// thread's pixels n_i, loading kBatch maps of every pixel before using any: a kernel that
+// walks its pixels' maps waits for ceil(maps / kBatch) round trips to memory, not one a
 // map or a pixel. Nothing is read past the last pixel, and fn still sees every map (its values
 // 0 there), so that a thread past the last pixel takes part in its warp's sums.
-template <typename T, int kPixels, typename Extra, typename Fn>
+template <int kBatch, typename T, int kPixels, typename Extra, typename Fn>
 __device__ __forceinline__ void for_each_map(const T* a, int64_t sak, int64_t san,
                                              const ThreadPixels<kPixels>& pixels,
                                              int64_t k_begin, int64_t k_end, Extra&& extra,
                                              Fn&& fn) {
   const int maps = static_cast<int>(k_end - k_begin);
-  for (int i = 0; i < maps; i += kLogitBatch) {
-    float x[kLogitBatch][kPixels], y[kLogitBatch][kPixels];
+  for (int i = 0; i < maps; i += kBatch) {
+    float x[kBatch][kPixels], y[kBatch][kPixels];
 #pragma unroll
-    for (int u = 0; u < kLogitBatch; ++u) {
+    for (int u = 0; u < kBatch; ++u) {
 #pragma unroll
       for (int j = 0; j < kPixels; ++j) {
         x[u][j] = y[u][j] = 0.f;
@@ -228,7 +228,7 @@ __device__ __forceinline__ void for_each_map(const T* a, int64_t sak, int64_t sa
       }
     }
 #pragma unroll
-    for (int u = 0; u < kLogitBatch; ++u) {
+    for (int u = 0; u < kBatch; ++u) {
       if (i + u < maps) fn(k_begin + i + u, x[u], y[u]);
     }
   }
@@ -238,7 +238,7 @@ __device__ __forceinline__ void for_each_map(const T* a, int64_t sak, int64_t sa
 template <typename T, typename Fn>
 __device__ __forceinline__ void for_each_logit(const T* a, int64_t sak, int64_t san, int64_t K,
                                                int64_t n, Fn&& fn) {
-  for_each_map(a, sak, san, ThreadPixels<1>{n, 0, n + 1}, 0, K,
+  for_each_map<kLogitBatch>(a, sak, san, ThreadPixels<1>{n, 0, n + 1}, 0, K,
                [](int64_t, int64_t) { return 0.f; },
                [&](int64_t k, const float (&x)[1], const float (&)[1]) { fn(k, x[0]); });
 }

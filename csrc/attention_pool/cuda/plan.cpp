@@ -353,11 +353,11 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   // totals for logits; a split's loads in flight together), then gather stores its tile's
   // sums, and logits reads every tile's sums (while its maps are in flight) and writes
   // grad_logits: a round trip each after the maps. Else a pixel a thread, its maps
-  // kLogitBatch at a time after the pixel's winner (as many round trips); gather's loads of a
-  // batch: the logit and every split's gw. gather stores the splits' totals, and logits reads
-  // them, only where the channels were split. "epilogue", a pixel a thread, where K <=
-  // kLogitBatch holds its maps likewise, four splits' loads in flight together, and reads none
-  // again.)
+  // kLogitBatch (gather) or kLogitsMapBatch (logits) at a time after the pixel's winner (as
+  // many round trips); gather's loads of a batch: the logit and every split's gw. gather
+  // stores the splits' totals, and logits reads them, only where the channels were split.
+  // "epilogue", a pixel a thread, where K <= kLogitBatch holds its maps likewise, four splits'
+  // loads in flight together, and reads none again.)
   const int64_t batches = ceil_div(K, kLogitBatch);
   const int64_t batch_maps = K < kLogitBatch ? K : kLogitBatch;  // a thread's loads of a batch
   const int64_t splits_in_flight = p.channel_splits < 4 ? p.channel_splits : 4;
@@ -371,10 +371,12 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
               A + GwRead + Totals + Sums,
               kEpilogueThreads * tile_pixels * batch_maps * (4 * tile_splits_in_flight + e),
               K, held ? p.channel_splits + 1 : 1 + 2 * batches};
+  const int64_t logits_batch_maps = held || K < kLogitsMapBatch ? batch_maps : kLogitsMapBatch;
   p.logits = {B * p.pixel_blocks, 1, kEpilogueThreads,
               2 * static_cast<size_t>(K) * sizeof(float) + statistics_bytes,
-              2 * A + B * K * N * 4 + Sums, kEpilogueThreads * tile_pixels * batch_maps * (4 + e),
-              K, held ? 2 : 1 + 2 * batches};
+              2 * A + B * K * N * 4 + Sums,
+              kEpilogueThreads * tile_pixels * logits_batch_maps * (4 + e), K,
+              held ? 2 : 1 + 2 * ceil_div(K, kLogitsMapBatch)};
   if (one_tile) {
     // (held: the pixel's maps once, then the importance gradients' loads; else the winner's
     // round trips once, then gather's and logits' passes over the maps, gw read again by the

@@ -60,6 +60,10 @@ constexpr int kStatsUnroll = 16;  // logits each lane loads before using any
 // ... or, where a map's pixels are contiguous in 16-byte chunks, chunks each lane loads
 constexpr int kStatsVectorChunks = 4;
 constexpr int kLogitBatch = 8;   // a pixel's maps loaded before using any (for_each_map)
+// ... by "logits" where it does not hold a pixel's maps (K > kLogitBatch: two round trips a
+// pass at K = 32, not four; "gather", whose loads of a batch include every split's gw, was
+// seen to spill with as many)
+constexpr int kLogitsMapBatch = 16;
 // "stats" keeps a sample's logits in shared memory between its two passes where they fit in
 // this many bytes: its second pass (w and the diversity) then makes no round trip to memory;
 // where they are one dense span (logits_as_span), one copy brings them all in before either.
