@@ -437,8 +437,48 @@ __device__ __forceinline__ void for_each_pixel_map(const HeldMaps<kPixels, kHeld
   });
 }
 
+// Sums each of the thread's pixels' gw over the channel splits into split 0's slot, in split
+// order: kBatch maps at a time, a split's loads of the batch in flight together (not each map's
+// splits one after another). The same thread reads the totals back.
+template <int kBatch, int kPixels>
+__device__ __forceinline__ void add_splits_in_place(float* gw, int64_t split_stride,
+                                                    int64_t w_cols,
+                                                    const ThreadPixels<kPixels>& px, int64_t K,
+                                                    int64_t splits) {
+  for (int64_t k0 = 0; k0 < K; k0 += kBatch) {
+    float total[kBatch][kPixels];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+#pragma unroll
+      for (int j = 0; j < kPixels; ++j) {
+        total[u][j] = px.in(j) && k0 + u < K ? gw[(k0 + u) * w_cols + px.at(j)] : 0.f;
+      }
+    }
+    const float* g = gw;
+#pragma unroll 1
+    for (int64_t split = 1; split < splits; ++split) {
+      g += split_stride;
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+#pragma unroll
+        for (int j = 0; j < kPixels; ++j) {
+          if (px.in(j) && k0 + u < K) total[u][j] += g[(k0 + u) * w_cols + px.at(j)];
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+#pragma unroll
+      for (int j = 0; j < kPixels; ++j) {
+        if (px.in(j) && k0 + u < K) gw[(k0 + u) * w_cols + px.at(j)] = total[u][j];
+      }
+    }
+  }
+}
+
 // Per pixel: gw summed over the channel splits (in split order; unless held, into split 0's
-// slot where `store_totals`, for a later pass to read; hold_maps stores held ones); per map,
+// slot first where `store_totals`, there for a later pass as well; hold_maps stores held
+// ones); per map,
 // over the block's pixel tile (whole warps): sum_n gw sig, and the probability mass of the
 // pixels the map wins, into sums[0][K] and sums[1][K]. Maps go kGatherMaps at a time: each
 // warp's sums (a thread's pixels, then shuffles) meet in warp_sums ([2][kGatherMaps][warps]
@@ -454,17 +494,13 @@ __device__ __forceinline__ void gather_pixel_tile(const EpilogueArgs& p, int64_t
   const int warps = static_cast<int>(blockDim.x / 32);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* gw = p.gw + b * p.channel_splits * p.w_rows * p.w_cols;
-  const int64_t split_stride = p.w_rows * p.w_cols;
+  // (not held: with one split its gw is the total; with several, store_totals)
+  if (!kHeld && store_totals) {
+    add_splits_in_place<kBatch>(gw, p.w_rows * p.w_cols, p.w_cols, px, p.K, p.channel_splits);
+  }
+  const auto split_total = [&](int64_t k, int64_t n) { return gw[k * p.w_cols + n]; };
   for (int64_t k0 = 0; k0 < p.K; k0 += kGatherMaps) {
     const int maps = static_cast<int>(p.K - k0 < kGatherMaps ? p.K - k0 : kGatherMaps);
-    // gw[k, n] summed over the channel splits
-    const auto split_total = [&](int64_t k, int64_t n) {
-      float total = 0.f;
-      for (int64_t j = 0; j < p.channel_splits; ++j) {
-        total += gw[j * split_stride + k * p.w_cols + n];
-      }
-      return total;
-    };
     for_each_pixel_map<T>(held, p, b, px, k0, k0 + maps, split_total,
                           [&](int64_t k, const float (&x)[kPixels], const float (&total)[kPixels],
                               float, float lse_k) {
@@ -472,10 +508,7 @@ __device__ __forceinline__ void gather_pixel_tile(const EpilogueArgs& p, int64_t
       float gw_sig = 0.f, won = 0.f;
 #pragma unroll
       for (int j = 0; j < kPixels; ++j) {
-        if (px.in(j)) {
-          if (!kHeld && store_totals) gw[k * p.w_cols + px.at(j)] = total[j];
-          gw_sig += total[j] * fm::sigmoid(x[j]);
-        }
+        if (px.in(j)) gw_sig += total[j] * fm::sigmoid(x[j]);
         if (winners[j].winner == k) won += fm::pixel_prob(x[j], lse_k);
       }
       gw_sig = warp_sum(gw_sig);

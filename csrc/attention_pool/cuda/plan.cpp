@@ -354,23 +354,25 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   // sums, and logits reads every tile's sums (while its maps are in flight) and writes
   // grad_logits: a round trip each after the maps. Else a pixel a thread, its maps
   // kLogitBatch (gather) or kLogitsMapBatch (logits) at a time after the pixel's winner (as
-  // many round trips); gather's loads of a batch: the logit and every split's gw. gather
-  // stores the splits' totals, and logits reads them, only where the channels were split.
-  // "epilogue", a pixel a thread, where K <= kLogitBatch holds its maps likewise, four splits'
-  // loads in flight together, and reads none again.)
+  // many round trips); where the channels were split, gather first adds the splits' gw into
+  // split 0's slot (add_splits_in_place: a split's loads of a batch of maps in flight
+  // together, a round trip a split and batch), there for logits too. "epilogue", a pixel a
+  // thread, where K <= kLogitBatch holds its maps likewise, four splits' loads in flight
+  // together, and reads none again; else walks them as gather and logits do.)
   const int64_t batches = ceil_div(K, kLogitBatch);
   const int64_t batch_maps = K < kLogitBatch ? K : kLogitBatch;  // a thread's loads of a batch
   const int64_t splits_in_flight = p.channel_splits < 4 ? p.channel_splits : 4;
   const int64_t tile_pixels = held ? kEpiloguePixels : 1;
-  const int64_t tile_splits_in_flight = held ? 1 : splits_in_flight;
   const int64_t hold_rounds = ceil_div(p.channel_splits, 4);
+  // (not held: the splits' sum first, where there are several)
+  const int64_t add_splits_rounds = p.channel_splits > 1 ? batches * p.channel_splits : 0;
   const int64_t Totals = p.channel_splits > 1 ? B * K * N * 4 : 0;
   const size_t statistics_bytes = 2 * kLogitBatch * sizeof(float);
   p.gather = {B * p.pixel_blocks, 1, kEpilogueThreads,
               2 * kGatherMaps * (kEpilogueThreads / 32) * sizeof(float) + statistics_bytes,
               A + GwRead + Totals + Sums,
-              kEpilogueThreads * tile_pixels * batch_maps * (4 * tile_splits_in_flight + e),
-              K, held ? p.channel_splits + 1 : 1 + 2 * batches};
+              kEpilogueThreads * tile_pixels * batch_maps * (4 + e), K,
+              held ? p.channel_splits + 1 : add_splits_rounds + 1 + 2 * batches};
   const int64_t logits_batch_maps = held || K < kLogitsMapBatch ? batch_maps : kLogitsMapBatch;
   p.logits = {B * p.pixel_blocks, 1, kEpilogueThreads,
               2 * static_cast<size_t>(K) * sizeof(float) + statistics_bytes,
@@ -383,8 +385,8 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
     // latter: the splits' totals, stored by the former where the channels were split)
     p.epilogue = {B, 1, epilogue_threads, epilogue_shared,
                   held ? 2 * A + GwRead : 3 * A + GwRead + B * K * N * 4 + Totals,
-                  epilogue_threads * batch_maps * (4 * splits_in_flight + e), K,
-                  held ? hold_rounds + 1 : 1 + 3 * batches};
+                  epilogue_threads * batch_maps * (4 * (held ? splits_in_flight : 1) + e), K,
+                  held ? hold_rounds + 1 : add_splits_rounds + 1 + 3 * batches};
     p.gather = {};
     p.logits = {};
   }
