@@ -128,16 +128,17 @@ def test_one_launch_epilogue_either_side_of_its_shared_memory(K):
     assert ("gather" in launched and "logits" in launched) == (K == 3057)
 
 
-@pytest.mark.parametrize("hw,K", [((16, 32), 8), ((19, 27), 8), ((15, 17), 33), ((17, 19), 33)],
-                         ids=["512px-K8", "513px-K8", "255px-K33", "323px-K33"])
+@pytest.mark.parametrize("hw,K", [((16, 32), 8), ((19, 27), 8), ((15, 17), 33), ((16, 32), 33),
+                                  ((19, 27), 33)],
+                         ids=["512px-K8", "513px-K8", "255px-K33", "512px-K33", "513px-K33"])
 def test_one_launch_epilogue_up_to_512_pixels(hw, K):
-    """"epilogue" (a thread a pixel, a block a sample) up to 512 pixels where a pixel's maps are
-    held in registers (K <= 8), up to 256 where they are loaded in batches (K = 33; a short last
-    warp at 255); else "gather" and "logits" over pixel tiles (test_epilogue_pixel_tiles). Both
-    must match the reference, in both layouts."""
+    """"epilogue" (a thread a pixel, a block a sample) up to 512 pixels, whether a pixel's maps
+    are held in registers (K <= 8) or loaded in batches (K = 33; a short last warp at 255); else
+    "gather" and "logits" over pixel tiles (test_epilogue_pixel_tiles). Both must match the
+    reference, in both layouts."""
     device = require_backend("cuda", torch.float32)
     N = hw[0] * hw[1]
-    one_launch = N <= 256 or (N <= 512 and K <= 8)
+    one_launch = N <= 512
     launched = _backward_launches(2, 17, K, N)
     assert ("epilogue" in launched) == one_launch
     assert ("gather" in launched and "logits" in launched) == (not one_launch)

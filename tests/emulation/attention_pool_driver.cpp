@@ -43,11 +43,12 @@ struct Case {
 };
 
 // Every tiled loop at least twice: channel tiles (64), pixel tiles (64), "gather"'s and
-// "logits"' pixel tiles (256; 512 where K <= 8: "uncached"); every map-accumulator variant
-// (K <= 8, 16, 32, 64); N = 1, C = 0, B = 1.
+// "logits"' pixel tiles (256: "batched_splits"; 512 where K <= 8: "uncached", "held_splits");
+// every map-accumulator variant (K <= 8, 16, 32, 64); N = 1, C = 0, B = 1.
 const std::map<std::string, Case> kCases = {
     {"tiles", {2, 130, 9, 9, 8, false, true}},         // 3 channel tiles, 2 pixel tiles
-    {"maps33", {2, 70, 15, 20, 33, true, true}},       // 5 + 2 pixel tiles, 16 maps a thread
+    // 300 pixels: one "epilogue" block a sample walking 33 maps in batches; 16 maps a thread
+    {"maps33", {2, 70, 15, 20, 33, true, true}},
     // 483 pixels, K = 8: "epilogue" with 16 warps, the last one short
     {"wide_epilogue", {1, 17, 21, 23, 8, false, true}},
     {"maps64", {1, 72, 7, 7, 64, false, true}},        // the most maps, one sample
@@ -67,6 +68,9 @@ const std::map<std::string, Case> kCases = {
     // 529 pixels, K = 8: "gather" and "logits" holding two pixels' maps a thread (a last tile of
     // 17), 4 channel tiles split between blocks: "gather" stores the splits' totals for "logits"
     {"held_splits", {1, 200, 23, 23, 8, false, true}},
+    // 575 pixels, K = 33: "gather" and "logits" walking a pixel's maps in batches, 2 channel
+    // tiles split between blocks: "gather" adds the splits in place first
+    {"batched_splits", {1, 70, 23, 25, 33, false, true}},
 };
 
 // Deterministic values in [-2, 2).

@@ -39,8 +39,9 @@ CLEAN += [("asan", ["small_map", dtype, "nhwc"], env) for dtype in ("bfloat16", 
           for env in (ONE_SM, {"FUSEDATTN_EMULATE_SM_COUNT": "2"})]
 CLEAN += [("asan", ["stream_groups", dtype, layout], ONE_SM)
           for dtype, layout in (("bfloat16", "nhwc"), ("bfloat16", "nchw"), ("float32", "nhwc"))]
-CLEAN += [("asan", ["held_splits", dtype, layout], env) for dtype, layout, env in (
-              ("bfloat16", "nchw", None), ("float32", "nhwc", {"FUSEDATTN_EMULATE_SM_COUNT": "20"}))]
+CLEAN += [("asan", [case, dtype, layout], env) for case in ("held_splits", "batched_splits")
+          for dtype, layout, env in (("bfloat16", "nchw", None),
+                                     ("float32", "nhwc", {"FUSEDATTN_EMULATE_SM_COUNT": "20"}))]
 CLEAN += [
     ("tsan", ["tiles", "bfloat16", "nchw"], ONE_SM),
     ("tsan", ["small_map", "bfloat16", "nhwc"], ONE_SM),

@@ -297,18 +297,18 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   p.gv_scratch_elements = p.gv_direct ? 0 : static_cast<size_t>(B * p.gv_rows * p.gv_cols);
   p.w_scratch_elements = p.map_groups > 1 ? static_cast<size_t>(B * p.w_rows * p.w_cols) : 0;
   p.gw_floats = static_cast<size_t>(B * p.channel_splits * p.w_rows * p.w_cols);
-  // "epilogue" where a sample's pixels fit one block (a thread a pixel, whole warps: one tile,
-  // or up to kEpilogueMaxThreads where the block holds a pixel's maps in registers; a block of
-  // more warps that walks the maps in batches makes its 1 + 3 batches round trips at one block
-  // an SM, slower than gather's and logits' tiles) and its shared memory (the warps' sums, the
-  // per-map sums, 4 K floats, and where held s and lse) needs no opt-in past the default, which
-  // leaves any K to gather and logits
+  // "epilogue" where a sample's pixels fit one block (a thread a pixel, whole warps, up to
+  // kEpilogueMaxThreads: at 47-48 registers two such blocks share an SM, and its 1 + 3 batches
+  // round trips (maps walked in batches) beat gather's and logits' 2 + 2 batches + 2 batches
+  // of 16 and a second launch) and its shared memory (the warps' sums, the per-map sums, 4 K
+  // floats, and where held s and lse) needs no opt-in past the default, which leaves any K to
+  // gather and logits
   const bool held = p.held_maps;
   const int epilogue_threads = static_cast<int>(ceil_div(N > 0 ? N : 1, 32) * 32);
   const size_t epilogue_shared =
       (2 * kGatherMaps * (epilogue_threads / 32) + 4 * static_cast<size_t>(K) +
        (held ? 2 * kLogitBatch : 0)) * sizeof(float);
-  const bool one_tile = (N <= kEpilogueThreads || (N <= kEpilogueMaxThreads && held)) &&
+  const bool one_tile = N <= kEpilogueMaxThreads &&
                         epilogue_shared <= fusedattn::cuda::kDefaultSharedMemoryPerBlock;
   p.sums_floats = one_tile ? 0 : static_cast<size_t>(B * p.pixel_blocks * 2 * K);
   const int64_t e = element_size, F = B * C * N * e, A = B * K * N * e, V = B * K * C * e;
