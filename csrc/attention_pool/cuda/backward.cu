@@ -357,8 +357,9 @@ struct HeldMaps {
 // floats). Ends with a barrier where it holds them (the same for every thread).
 template <typename T, bool kHeld, int kBatch, int kPixels>
 __device__ HeldMaps<kPixels, kHeld, kBatch> hold_maps(const EpilogueArgs& p, int64_t b,
-                                              const ThreadPixels<kPixels>& px, int64_t splits,
-                                              bool store_totals, float* statistics) {
+                                                      const ThreadPixels<kPixels>& px,
+                                                      int64_t splits, bool store_totals,
+                                                      float* statistics) {
   HeldMaps<kPixels, kHeld, kBatch> h;
   h.s = p.importance + b * p.K;
   h.lse = p.logsumexp + b * p.K;
@@ -478,12 +479,11 @@ __device__ __forceinline__ void add_splits_in_place(float* gw, int64_t split_str
 
 // Per pixel: gw summed over the channel splits (in split order; unless held, into split 0's
 // slot first where `store_totals`, there for a later pass as well; hold_maps stores held
-// ones); per map,
-// over the block's pixel tile (whole warps): sum_n gw sig, and the probability mass of the
-// pixels the map wins, into sums[0][K] and sums[1][K]. Maps go kGatherMaps at a time: each
-// warp's sums (a thread's pixels, then shuffles) meet in warp_sums ([2][kGatherMaps][warps]
-// shared floats), added in warp order once per group of maps, not a block-wide sum per map.
-// Ends with a barrier.
+// ones); per map, over the block's pixel tile (whole warps): sum_n gw sig, and the
+// probability mass of the pixels the map wins, into sums[0][K] and sums[1][K]. Maps go
+// kGatherMaps at a time: each warp's sums (a thread's pixels, then shuffles) meet in
+// warp_sums ([2][kGatherMaps][warps] shared floats), added in warp order once per group of
+// maps, not a block-wide sum per map. Ends with a barrier.
 template <typename T, int kPixels, bool kHeld, int kBatch>
 __device__ __forceinline__ void gather_pixel_tile(const EpilogueArgs& p, int64_t b,
                                                   const ThreadPixels<kPixels>& px,
@@ -643,7 +643,8 @@ __global__ void __launch_bounds__(kEpilogueThreads, kEpilogueMinBlocks) logits_k
   const BlockIndex3 at(blockIdx.x, p.pixel_blocks, 1);
   const int64_t b = at.outer, block = at.middle;
   const auto px = tile_pixels<kHeld>(p, block);
-  // (the maps' loads in flight while the tiles' sums are read; gw's totals in split 0's slot)
+  // (held: the maps' loads in flight while the tiles' sums are read; gw's totals are in split
+  // 0's slot)
   const auto held = hold_maps<T, kHeld, kLogitsMapBatch>(p, b, px, 1, false, statistics);
   importance_grads(p, b, p.sums + b * p.pixel_blocks * 2 * p.K, p.pixel_blocks, gg, p_dot_gp);
   PixelWinner winners[kTilePixels<kHeld>];

@@ -358,7 +358,8 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   // split 0's slot (add_splits_in_place: a split's loads of a batch of maps in flight
   // together, a round trip a split and batch), there for logits too. "epilogue", a pixel a
   // thread, where K <= kLogitBatch holds its maps likewise, four splits' loads in flight
-  // together, and reads none again; else walks them as gather and logits do.)
+  // together, and reads none again; else walks them kLogitBatch at a time in every pass,
+  // after adding the splits in place where there are several.)
   const int64_t batches = ceil_div(K, kLogitBatch);
   const int64_t batch_maps = K < kLogitBatch ? K : kLogitBatch;  // a thread's loads of a batch
   const int64_t splits_in_flight = p.channel_splits < 4 ? p.channel_splits : 4;
@@ -370,10 +371,11 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   const size_t statistics_bytes = 2 * kLogitBatch * sizeof(float);
   p.gather = {B * p.pixel_blocks, 1, kEpilogueThreads,
               2 * kGatherMaps * (kEpilogueThreads / 32) * sizeof(float) + statistics_bytes,
-              A + GwRead + Totals + Sums,
+              // (not held: the totals read back by its maps pass too)
+              A + GwRead + (held ? 1 : 2) * Totals + Sums,
               kEpilogueThreads * tile_pixels * batch_maps * (4 + e), K,
               held ? p.channel_splits + 1 : add_splits_rounds + 1 + 2 * batches};
-  const int64_t logits_batch_maps = held || K < kLogitsMapBatch ? batch_maps : kLogitsMapBatch;
+  const int64_t logits_batch_maps = held ? batch_maps : K < kLogitsMapBatch ? K : kLogitsMapBatch;
   p.logits = {B * p.pixel_blocks, 1, kEpilogueThreads,
               2 * static_cast<size_t>(K) * sizeof(float) + statistics_bytes,
               2 * A + B * K * N * 4 + Sums,
@@ -382,9 +384,9 @@ BackwardPlan plan_backward(int64_t B, int64_t C, int64_t K, int64_t N, int eleme
   if (one_tile) {
     // (held: the pixel's maps once, then the importance gradients' loads; else the winner's
     // round trips once, then gather's and logits' passes over the maps, gw read again by the
-    // latter: the splits' totals, stored by the former where the channels were split)
+    // latter; where the channels were split, their totals stored first and read by both)
     p.epilogue = {B, 1, epilogue_threads, epilogue_shared,
-                  held ? 2 * A + GwRead : 3 * A + GwRead + B * K * N * 4 + Totals,
+                  held ? 2 * A + GwRead : 3 * A + GwRead + B * K * N * 4 + 2 * Totals,
                   epilogue_threads * batch_maps * (4 * (held ? splits_in_flight : 1) + e), K,
                   held ? hold_rounds + 1 : add_splits_rounds + 1 + 3 * batches};
     p.gather = {};

@@ -86,8 +86,7 @@ constexpr int kEpilogueThreads = 256;
 constexpr int kEpiloguePixels = 2;
 constexpr int kEpilogueMinBlocks = 4;  // an SM's blocks: 64 registers a thread
 // "epilogue" (gather and logits in one launch, a block per sample, a thread a pixel in whole
-// warps) where a sample's pixels are one tile, or at most this many where K <= kLogitBatch
-// (20x20's 400 pixels: one launch, not two)
+// warps) where a sample has at most this many pixels (20x20's 400: one launch, not two)
 constexpr int kEpilogueMaxThreads = 512;
 constexpr int kReduceThreads = 256;  // divides 8 x kChannelTile: a map tile's partials
 constexpr int kReduceBatch = 16;    // a "reduce" thread's partials in flight
